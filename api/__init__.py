@@ -1,0 +1,1 @@
+"""The Litestar gateway: quotas, the JSON API, the SSE streams and the pages."""

@@ -1,0 +1,129 @@
+"""Admits a search or a validate call against the caller's quota, and builds the rate-limit headers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from api.identity import hash_ip, ratelimit_headers
+from api.state import Services
+from core.messages import Charge
+from quota import keys
+from quota.engine import Decision
+from quota.errors import QuotaExceededError, QuotaUnavailableError
+
+SOLUTION_ID = "aws-solution-finder"
+
+
+@dataclass
+class Caller:
+    access_tier: str  # anonymous | registered | pro
+    solution_id: str = SOLUTION_ID
+    anon_id: str | None = None
+    user_id: str | None = None
+    email: str | None = None
+    limit: int = 0
+    token_hash: str | None = None
+    new_anon_cookie: str | None = None
+    client_ip: str = ""
+
+
+@dataclass
+class Admission:
+    decision: Decision
+    charge: Charge
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def headers_for(caller: Caller, decision: Decision) -> dict[str, str]:
+    window = decision.reset_in_s if decision.reset_in_s > 0 else 365 * 86400
+    return ratelimit_headers(caller.access_tier, decision.limit, decision.remaining, window)
+
+
+async def admit(
+    services: Services,
+    caller: Caller,
+    *,
+    check_only: bool = False,
+    idempotency_key: str | None = None,
+) -> Admission:
+    """Charge one unit (or only check). Raises QuotaExceededError with the contract's reason."""
+    settings = services.settings
+    engine = services.quota
+    try:
+        if caller.access_tier == "anonymous":
+            assert caller.anon_id is not None
+            ip_subject = keys.ip_subject(hash_ip(settings.secret_key, caller.client_ip), caller.solution_id)
+            ip = await engine.consume(
+                ip_subject,
+                caller.solution_id,
+                limit=settings.anonymous_ip_daily_limit,
+                window="day",
+                check_only=check_only,
+            )
+            subject = keys.anonymous_subject(caller.anon_id, caller.solution_id)
+            if not ip.allowed:
+                anon = await engine.consume(
+                    subject, caller.solution_id, limit=caller.limit, window="total", check_only=True
+                )
+                _refuse(
+                    caller,
+                    anon if not anon.allowed else ip,
+                    "anonymous_limit_exceeded",
+                    settings.public_base_url,
+                )
+            decision = await engine.consume(
+                subject,
+                caller.solution_id,
+                limit=caller.limit,
+                window="total",
+                check_only=check_only,
+                idempotency_key=idempotency_key,
+            )
+            if not decision.allowed:
+                if not check_only:
+                    await engine.refund(ip_subject, caller.solution_id, ip.period, f"denied-{uuid.uuid4().hex}")
+                _refuse(caller, decision, "anonymous_limit_exceeded", settings.public_base_url)
+            charge = Charge(
+                subject=subject,
+                solution_id=caller.solution_id,
+                period=decision.period,
+                ip_subject=ip_subject,
+                ip_period=ip.period,
+            )
+        else:
+            assert caller.user_id is not None
+            subject = keys.user_subject(caller.user_id, caller.solution_id)
+            decision = await engine.consume(
+                subject,
+                caller.solution_id,
+                limit=caller.limit,
+                window="day",
+                check_only=check_only,
+                idempotency_key=idempotency_key,
+            )
+            if not decision.allowed:
+                _refuse(caller, decision, "daily_limit_exceeded", settings.public_base_url)
+            charge = Charge(subject=subject, solution_id=caller.solution_id, period=decision.period)
+    except QuotaUnavailableError:
+        if caller.access_tier in settings.fail_open:
+            fake = Decision(True, 0, caller.limit, "", 0, "")
+            return Admission(fake, Charge(subject="", solution_id=caller.solution_id, period=""), {})
+        raise
+    return Admission(decision, charge, headers_for(caller, decision))
+
+
+def _refuse(caller: Caller, decision: Decision, reason: str, base_url: str) -> None:
+    error = QuotaExceededError(
+        limit=decision.limit,
+        used=decision.used,
+        tier=caller.access_tier,
+        reset_in_s=decision.reset_in_s if decision.reset_in_s > 0 else 86400,
+        reason=reason,
+    )
+    if reason == "anonymous_limit_exceeded":
+        error.extra["register_url"] = f"{base_url}/register?solution_id={caller.solution_id}"
+    else:
+        error.extra["upgrade_url"] = f"{base_url}/pricing?solution_id={caller.solution_id}"
+    error.extra["headers"] = headers_for(caller, decision)
+    raise error

@@ -1,0 +1,91 @@
+"""create_app(): the Litestar gateway, its lifespan-managed clients and its routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import msgspec
+from arq.connections import RedisSettings, create_pool
+from litestar import Litestar
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
+from redis.asyncio import Redis
+
+from api.errors import EXCEPTION_HANDLERS
+from api.routes import health, pages, search
+from api.state import Services
+from core.dynamo import create_dynamodb_client
+from core.settings import Settings, load_settings
+from quota.engine import QuotaEngine
+from quota.store import UsageStore
+
+FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
+log = logging.getLogger("api")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=10)
+            stack.push_async_callback(redis.aclose)
+            arq = await create_pool(
+                RedisSettings.from_dsn(settings.redis_url),
+                job_serializer=msgspec.msgpack.encode,
+                job_deserializer=msgspec.msgpack.decode,
+                default_queue_name="arq:search",
+            )
+            stack.push_async_callback(arq.aclose)
+            dynamodb = await stack.enter_async_context(create_dynamodb_client(settings))
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+            store = UsageStore(dynamodb, settings.table("usage"))
+            services = Services(
+                settings=settings,
+                redis=redis,
+                arq=arq,
+                dynamodb=dynamodb,
+                quota=QuotaEngine(redis, store, timezone=settings.quota_timezone),
+                http=http,
+                extra={},
+            )
+            app.state.services = services
+            yield
+
+    def provide_services(state: State) -> Services:
+        services: Services = state.services
+        return services
+
+    return Litestar(
+        route_handlers=[
+            *health.ROUTES,
+            *search.ROUTES,
+            *pages.ROUTES,
+            create_static_files_router(path="/static", directories=[FRONTEND], include_in_schema=False),
+        ],
+        lifespan=[lifespan],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(title="Solution Finder", version="0.1.0", path="/schema"),
+        response_cache_config=ResponseCacheConfig(),
+        request_max_body_size=64 * 1024,
+        signature_namespace={"Services": Services, "State": State},
+        debug=False,
+    )
+
+
+def app_factory() -> Litestar:
+    """Entry point for uvicorn: `uvicorn api.app:app_factory --factory`."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
+    )
+    return create_app(load_settings())

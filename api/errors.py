@@ -1,0 +1,92 @@
+"""One table from error types to HTTP status codes, and one handler that writes the contract's body."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from core.errors import (
+    AppError,
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+    UnauthorizedError,
+    UnavailableError,
+)
+from quota.errors import QuotaExceededError
+
+log = logging.getLogger("api")
+
+STATUS: list[tuple[type[AppError], int]] = [
+    (BadRequestError, 400),
+    (UnauthorizedError, 401),
+    (ForbiddenError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (QuotaExceededError, 429),
+    (RateLimitedError, 429),
+    (UnavailableError, 503),
+]
+
+
+def status_for(exc: AppError) -> int:
+    for error_type, status in STATUS:
+        if isinstance(exc, error_type):
+            return status
+    return 500
+
+
+def error_body(message: str, reason: str, **extra: Any) -> dict[str, Any]:
+    return {"error": message, "reason": reason, **extra}
+
+
+def handle_app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[Any]:
+    status = status_for(exc)
+    extra = dict(exc.extra)
+    headers: dict[str, str] = dict(extra.pop("headers", None) or {})
+    body = error_body(exc.message, exc.reason, **extra)
+    if isinstance(exc, QuotaExceededError):
+        body.update(limit=exc.limit, used=exc.used, access_tier=exc.tier)
+        headers["Retry-After"] = str(max(1, exc.reset_in_s))
+    elif isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(max(1, exc.retry_after_s))
+    if status >= 500:
+        log.warning("%s %s -> %d %s", request.method, request.url.path, status, exc.reason)
+    return Response(body, status_code=status, headers=headers)
+
+
+def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException) or status == 400:
+        extra = exc.extra if isinstance(exc.extra, list | dict) else None
+        detail: Any = extra if extra else exc.detail
+        return Response(error_body("The request is malformed.", "bad_request", detail=detail), status_code=400)
+    reasons = {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "request_too_large",
+        415: "unsupported_media_type",
+        429: "too_many_requests",
+    }
+    reason = reasons.get(status, "http_error" if status < 500 else "internal_error")
+    message = exc.detail if status < 500 else "The server could not complete the request."
+    return Response(error_body(message, reason), status_code=status, headers=exc.headers or None)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(error_body("The server could not complete the request.", "internal_error"), status_code=500)
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    AppError: handle_app_error,
+    HTTPException: handle_http_error,
+    Exception: handle_unexpected,
+}

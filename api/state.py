@@ -1,0 +1,24 @@
+"""The clients the gateway opens at start-up and hands to handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from core.settings import Settings
+from quota.engine import QuotaEngine
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Redis
+    arq: ArqRedis
+    dynamodb: Any
+    quota: QuotaEngine
+    http: httpx.AsyncClient
+    extra: dict[str, Any]

@@ -1,0 +1,88 @@
+"""The one settings object, read from environment variables by entry points only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+DEV_SECRET = "dev-only-secret-change-me-in-production-0123456789"  # noqa: S105  (refused in production by the settings check)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every field is an environment variable of the same name, upper-cased."""
+
+    api_host: str = "127.0.0.1"
+    api_port: Annotated[int, Meta(ge=1, le=65535)] = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+    secret_key: Annotated[str, Meta(min_length=32)] = DEV_SECRET
+
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    dynamodb_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    table_prefix: str = "marketplace-"
+
+    catalog_path: str = "data/catalog/solutions.jsonl"
+    index_dir: str = "var/index"
+    embedder: Literal["minilm", "titan"] = "minilm"
+    titan_model_id: str = "amazon.titan-embed-text-v2:0"
+    answer_provider: Literal["extractive", "bedrock", "openai"] = "extractive"
+    bedrock_model_id: str = "amazon.nova-pro-v1:0"
+    bedrock_endpoint_url: str | None = None
+    openai_base_url: str = "http://127.0.0.1:11434/v1"
+    openai_model: str = "llama3.1"
+    openai_api_key: str = ""
+    search_k: Annotated[int, Meta(ge=1, le=20)] = 5
+    min_relevance: float = 0.24
+
+    workers: Annotated[int, Meta(ge=1, le=64)] = 2
+    arq_poll_delay_s: Annotated[float, Meta(gt=0, le=5)] = 0.01
+    job_timeout_s: Annotated[float, Meta(gt=0)] = 90.0
+    stream_ttl_s: Annotated[int, Meta(ge=60)] = 3600
+    stream_maxlen: Annotated[int, Meta(ge=100)] = 5000
+    heartbeat_s: Annotated[float, Meta(gt=0)] = 15.0
+    stall_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+
+    quota_timezone: str = "UTC"
+    anonymous_limit: Annotated[int, Meta(ge=0)] = 3
+    registered_daily_limit: Annotated[int, Meta(ge=0)] = 10
+    anonymous_ip_daily_limit: Annotated[int, Meta(ge=0)] = 30
+    quota_fail_open_tiers: str = ""
+    flush_interval_s: Annotated[float, Meta(gt=0)] = 1.0
+
+    phonepe_base_url: str = "http://127.0.0.1:8010"
+    phonepe_client_id: str = "SIMULATOR_CLIENT"
+    phonepe_client_secret: str = "simulator-secret"  # noqa: S105  (the local simulator)
+    phonepe_client_version: int = 1
+    phonepe_webhook_username: str = "webhook-user"
+    phonepe_webhook_password: str = "webhook-password"  # noqa: S105  (the local simulator)
+    simulator_port: Annotated[int, Meta(ge=1, le=65535)] = 8010
+    pro_price_paise: Annotated[int, Meta(ge=100)] = 49900
+    pro_period_days: Annotated[int, Meta(ge=1)] = 30
+
+    dev_mailbox: bool = False
+    mail_dir: str = "var/mail"
+    trust_cloudfront_headers: bool = False
+    session_ttl_s: Annotated[int, Meta(ge=60)] = 14 * 24 * 3600
+    log_level: str = "INFO"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    @property
+    def fail_open(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.quota_fail_open_tiers.split(",") if t.strip())
+
+    def table(self, name: str) -> str:
+        return f"{self.table_prefix}{name}"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the environment once; a bad value fails here with the field's name."""
+    source = os.environ if env is None else env
+    fields = {f.lower(): v for f, v in source.items() if f.lower() in Settings.__struct_fields__}
+    return msgspec.convert(fields, Settings, strict=False)

@@ -1,0 +1,1 @@
+"""The marketplace control plane: users, sessions, tokens, entitlements, the catalog and partners."""

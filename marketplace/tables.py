@@ -1,0 +1,29 @@
+"""Every marketplace DynamoDB table, named from TABLE_PREFIX, with the keys its access patterns need."""
+
+from __future__ import annotations
+
+from core.dynamo import TableSpec
+from core.settings import Settings
+
+
+def table_specs(settings: Settings) -> list[TableSpec]:
+    t = settings.table
+    return [
+        TableSpec(t("users"), "pk"),
+        TableSpec(t("user-solution-entitlements"), "pk", "sk"),
+        TableSpec(t("sessions"), "pk", ttl_attribute="expires_at"),
+        TableSpec(t("solutions"), "solution_id"),
+        TableSpec(
+            t("payment-transactions"),
+            "merchant_order_id",
+            indexes=(("user-index", "user_id", "created_at"), ("state-index", "state", "created_at")),
+        ),
+        TableSpec(
+            t("partner-applications"),
+            "application_id",
+            indexes=(("status-index", "status", "created_at"), ("user-index", "user_id", "created_at")),
+        ),
+        TableSpec(t("tokens"), "token_hash", indexes=(("user-index", "user_id", "created_at"),)),
+        TableSpec(t("usage"), "subject", "period"),
+        TableSpec(t("outbox"), "message_key", ttl_attribute="expires_at"),
+    ]

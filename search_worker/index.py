@@ -1,0 +1,280 @@
+"""The versioned search index: FAISS dense vectors plus BM25, built from the catalog, loaded mmapped.
+
+Layout: <index_dir>/<version>/{dense.faiss, bm25/, docs.json, meta.json} and <index_dir>/CURRENT,
+which names the version in use and is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import faiss
+import msgspec
+import numpy as np
+import Stemmer
+from tqdm import tqdm
+
+from core.errors import AppError
+from search_worker.embedders import Embedder
+
+FORMAT_VERSION = 2
+_STEMMER = Stemmer.Stemmer("english")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class IndexError_(AppError):
+    reason = "index_error"
+
+
+class IndexMismatchError(IndexError_):
+    reason = "index_embedder_mismatch"
+
+
+class CatalogRecord(msgspec.Struct, frozen=True):
+    id: str
+    title: str
+    summary: str = ""
+    description: str = ""
+    services: list[str] = []
+    categories: list[str] = []
+    tags: list[str] = []
+    url: str = ""
+    source: str = ""
+    license: str = ""
+
+
+class IndexMeta(msgspec.Struct, frozen=True):
+    version: str
+    format_version: int
+    embedder: str
+    dimension: int
+    documents: int
+    catalog_sha256: str
+    built_at_ms: int
+
+
+def read_catalog(path: str | Path) -> list[CatalogRecord]:
+    decoder = msgspec.json.Decoder(CatalogRecord)
+    with open(path, "rb") as f:
+        return [decoder.decode(line) for line in f if line.strip()]
+
+
+def _humanise(name: str) -> str:
+    """Turn ids such as 'apigw-lambda-dynamodb' into words BM25 and the embedder can use."""
+    return re.sub(r"[-_/]+", " ", name)
+
+
+def dense_text(record: CatalogRecord) -> str:
+    """What the embedder sees: the fields that say what a solution is for, most telling first."""
+    services = ", ".join(record.services[:12])
+    parts = [record.title + ".", record.summary]
+    if services:
+        parts.append(f"Services: {services}.")
+    if record.categories:
+        parts.append("Categories: " + ", ".join(record.categories[:6]) + ".")
+    parts.append(record.description[:600])
+    return " ".join(p for p in parts if p)
+
+
+def sparse_text(record: CatalogRecord) -> str:
+    """What BM25 sees: title and services repeated so that they weigh more than body text."""
+    title = f"{record.title} {_humanise(record.id.split('/', 1)[-1])}"
+    services = " ".join(record.services)
+    tags = " ".join(record.tags + record.categories)
+    return " ".join([title, title, title, services, services, tags, record.summary, record.description])
+
+
+def tokenize(text: str) -> list[str]:
+    words = [w for w in _WORD.findall(text.lower()) if w not in bm25s.stopwords.STOPWORDS_EN and len(w) > 1]
+    return list(_STEMMER.stemWords(words))
+
+
+def _catalog_hash(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def build_index(
+    catalog_path: str | Path, index_dir: str | Path, embedder: Embedder, *, batch_size: int = 32
+) -> IndexMeta:
+    """Embed the catalog with a progress bar, write a new version, then point CURRENT at it."""
+    records = read_catalog(catalog_path)
+    root = Path(index_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    version = f"v{time.strftime('%Y%m%d-%H%M%S')}-{embedder.name}"
+    staging = root / f".{version}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+
+    texts = [dense_text(r) for r in records]
+    # Batches of similar length waste less time on padding.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    with tqdm(total=len(texts), desc="embedding catalog", unit="doc", file=sys.stderr) as bar:
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            vectors[batch] = embedder.embed_sync([texts[i] for i in batch])
+            bar.update(len(batch))
+    dense = faiss.IndexFlatIP(vectors.shape[1])
+    dense.add(vectors)
+    faiss.write_index(dense, str(staging / "dense.faiss"))
+
+    retriever = bm25s.BM25(k1=1.2, b=0.75)
+    retriever.index([tokenize(sparse_text(r)) for r in records], show_progress=False)
+    retriever.save(str(staging / "bm25"))
+
+    (staging / "docs.json").write_bytes(msgspec.json.encode(records))
+    meta = IndexMeta(
+        version=version,
+        format_version=FORMAT_VERSION,
+        embedder=embedder.name,
+        dimension=int(vectors.shape[1]),
+        documents=len(records),
+        catalog_sha256=_catalog_hash(catalog_path),
+        built_at_ms=int(time.time() * 1000),
+    )
+    (staging / "meta.json").write_bytes(msgspec.json.encode(meta))
+    final = root / version
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
+    pointer = root / ".CURRENT.tmp"
+    pointer.write_text(version)
+    os.replace(pointer, root / "CURRENT")
+    return meta
+
+
+def current_version(index_dir: str | Path) -> str | None:
+    pointer = Path(index_dir) / "CURRENT"
+    try:
+        return pointer.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+@dataclass
+class Hit:
+    position: int
+    score: float
+    dense_score: float
+    bm25_rank: int | None
+    dense_rank: int | None
+
+
+class LoadedIndex:
+    """One version of the index, opened read-only; the FAISS file is mmapped so workers share it."""
+
+    def __init__(self, path: Path, embedder_name: str) -> None:
+        self.meta = msgspec.json.decode((path / "meta.json").read_bytes(), type=IndexMeta)
+        if self.meta.embedder != embedder_name:
+            raise IndexMismatchError(
+                f"index {self.meta.version} was built with embedder '{self.meta.embedder}' but this "
+                f"process is configured with EMBEDDER={embedder_name}; rebuild it with `make index`"
+            )
+        if self.meta.format_version != FORMAT_VERSION:
+            raise IndexError_(f"index {self.meta.version} has an old format; rebuild it with `make index`")
+        self.dense = faiss.read_index(str(path / "dense.faiss"), faiss.IO_FLAG_MMAP_IFC)
+        self.bm25 = bm25s.BM25.load(str(path / "bm25"), mmap=True, load_corpus=False, show_progress=False)
+        self.records = msgspec.json.decode((path / "docs.json").read_bytes(), type=list[CatalogRecord])
+        self.vocab: dict[str, int] = dict(self.bm25.vocab_dict)
+        self.collections = sorted({r.source for r in self.records})
+        self._collection_masks: dict[str, Any] = {}
+
+    @property
+    def version(self) -> str:
+        return self.meta.version
+
+    def collection_mask(self, collection: str) -> Any:
+        mask = self._collection_masks.get(collection)
+        if mask is None:
+            mask = np.array([r.source == collection for r in self.records], dtype=np.float32)
+            self._collection_masks[collection] = mask
+        return mask
+
+    def search(
+        self, query: str, query_vector: np.ndarray, k: int, *, collection: str | None = None, depth: int = 50
+    ) -> list[Hit]:
+        """Hybrid retrieval: dense and BM25 ranks fused by reciprocal rank fusion (k=60)."""
+        n = self.dense.ntotal
+        depth = min(depth, n)
+        allowed = self.collection_mask(collection) if collection else None
+        scores, ids = self.dense.search(query_vector.reshape(1, -1).astype(np.float32), n)
+        dense_ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        if allowed is not None:
+            dense_ranked = [(i, s) for i, s in dense_ranked if allowed[i]]
+        dense_score = dict(dense_ranked)
+        dense_ranked = dense_ranked[:depth]
+
+        bm25_ranked: list[int] = []
+        terms = [t for t in tokenize(query) if t in self.vocab]
+        if terms:
+            docs, bm_scores = self.bm25.retrieve(
+                [terms], k=depth, show_progress=False, weight_mask=allowed, n_threads=1
+            )
+            bm25_ranked = [int(d) for d, s in zip(docs[0], bm_scores[0], strict=True) if s > 0]
+
+        fused: dict[int, float] = {}
+        bm25_rank: dict[int, int] = {}
+        dense_rank: dict[int, int] = {}
+        for rank, (doc, _) in enumerate(dense_ranked):
+            fused[doc] = fused.get(doc, 0.0) + 1.0 / (60 + rank + 1)
+            dense_rank[doc] = rank
+        for rank, doc in enumerate(bm25_ranked):
+            fused[doc] = fused.get(doc, 0.0) + 1.0 / (60 + rank + 1)
+            bm25_rank[doc] = rank
+        ordered = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
+        return [
+            Hit(doc, score, dense_score.get(doc, 0.0), bm25_rank.get(doc), dense_rank.get(doc))
+            for doc, score in ordered
+        ]
+
+
+def open_current(index_dir: str | Path, embedder_name: str) -> LoadedIndex | None:
+    version = current_version(index_dir)
+    if version is None:
+        return None
+    return LoadedIndex(Path(index_dir) / version, embedder_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m search_worker.index build [--if-missing]`: (re)build the index from the catalog."""
+    import argparse
+
+    from core.settings import load_settings
+    from search_worker.embedders import create_embedder
+
+    parser = argparse.ArgumentParser(prog="search_worker.index")
+    parser.add_argument("command", choices=["build", "show"])
+    parser.add_argument("--if-missing", action="store_true", help="do nothing when an index exists")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.command == "show":
+        print(json.dumps({"current": current_version(settings.index_dir)}))
+        return 0
+    existing = current_version(settings.index_dir)
+    if args.if_missing and existing:
+        try:
+            LoadedIndex(Path(settings.index_dir) / existing, settings.embedder)
+        except AppError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"index {existing} present", file=sys.stderr)
+        return 0
+    meta = build_index(
+        settings.catalog_path, settings.index_dir, create_embedder(settings, threads=os.cpu_count() or 1)
+    )
+    print(f"built index {meta.version}: {meta.documents} documents, embedder {meta.embedder}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""The search job: retrieve, stream `sources`, the answer's `token`s, then `done` or `error`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from core.messages import (
+    DoneEvent,
+    ErrorEvent,
+    RefundRequest,
+    SearchJob,
+    SourcesEvent,
+    TokenEvent,
+)
+from core.settings import Settings
+from core.streams import REFUND_STREAM
+from search_worker.answerers import Answerer, AnswerError, AnswerUsage, parse_citations
+from search_worker.embedders import Embedder
+from search_worker.index import LoadedIndex, current_version
+from search_worker.retrieval import Retriever
+from search_worker.stream import EventWriter
+
+log = logging.getLogger("search_worker")
+NO_MATCH_ANSWER = (
+    "No matching solution: nothing in the AWS solutions catalog fits this question. "
+    "Try describing the workload you want to build on AWS."
+)
+
+
+@dataclass
+class WorkerContext:
+    """What every job gets: built once in on_startup, never at import."""
+
+    settings: Settings
+    redis: Redis
+    embedder: Embedder
+    answerer: Answerer
+    index: LoadedIndex
+    worker_id: str
+    jobs_run: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def maybe_reload_index(self) -> None:
+        """Switch to a newer index version between jobs, without a restart."""
+        version = current_version(self.settings.index_dir)
+        if version and version != self.index.version:
+            try:
+                self.index = LoadedIndex(Path(self.settings.index_dir) / version, self.embedder.name)
+                log.info("loaded index version %s", version)
+            except Exception:
+                log.exception("could not load index version %s; keeping %s", version, self.index.version)
+
+
+async def request_refund(redis: Redis, job: SearchJob, reason: str) -> None:
+    if job.charge is None:
+        return
+    request = RefundRequest(search_id=job.search_id, charge=job.charge, reason=reason)
+    await redis.xadd(REFUND_STREAM, {"data": msgspec.json.encode(request)}, maxlen=100_000, approximate=True)
+
+
+async def run_search(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
+    context: WorkerContext = ctx["app"]
+    job = msgspec.convert(payload, SearchJob)
+    settings = context.settings
+    writer = EventWriter(context.redis, job.search_id, maxlen=settings.stream_maxlen, ttl_s=settings.stream_ttl_s)
+    started = time.perf_counter()
+    queue_ms = max(0.0, time.time() * 1000 - job.enqueued_at_ms) if job.enqueued_at_ms else 0.0
+    if await writer.started_before():
+        # A job that already wrote events was interrupted (its worker died): never run it twice.
+        await writer.emit("error", ErrorEvent(reason="worker_lost", error="The search worker stopped; try again."))
+        await request_refund(context.redis, job, "worker_lost")
+        return "duplicate"
+    answered = False
+    try:
+        await context.redis.hset(f"search:{{{job.search_id}}}:meta", mapping={"worker": context.worker_id})  # type: ignore[misc]
+        context.maybe_reload_index()
+        retriever = Retriever(context.index, context.embedder, min_relevance=settings.min_relevance)
+        retrieval = await retriever.retrieve(job.query, k=job.k, collection=job.collection)
+        sources = [] if retrieval.no_match else retrieval.results
+        await writer.emit(
+            "sources",
+            SourcesEvent(results=sources, answer_mode=context.answerer.mode, no_match=retrieval.no_match),
+        )
+        first_token_ms: float | None = None
+        usage = AnswerUsage()
+        pieces: list[str] = []
+        if retrieval.no_match:
+            pieces.append(NO_MATCH_ANSWER)
+            await writer.emit("token", TokenEvent(text=NO_MATCH_ANSWER))
+            first_token_ms = (time.perf_counter() - started) * 1000
+        else:
+            async for piece in context.answerer.stream(job.query, sources, usage):
+                if first_token_ms is None:
+                    first_token_ms = (time.perf_counter() - started) * 1000
+                pieces.append(piece)
+                await writer.emit("token", TokenEvent(text=piece))
+                if await writer.cancelled():
+                    await writer.emit("error", ErrorEvent(reason="cancelled", error="The search was cancelled."))
+                    return "cancelled"
+        answer = "".join(pieces)
+        timings = {
+            "queue_ms": round(queue_ms, 2),
+            **{k: round(v, 2) for k, v in retrieval.timings_ms.items()},
+            "first_token_ms": round(first_token_ms or 0.0, 2),
+            "total_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        answered = True
+        await writer.emit(
+            "done",
+            DoneEvent(
+                answer=answer,
+                citations=parse_citations(answer, sources),
+                usage=usage.as_dict(),
+                timings_ms=timings,
+            ),
+        )
+        context.jobs_run += 1
+        return "done"
+    except asyncio.CancelledError:
+        # arq cancels a job that runs past its timeout: end the stream and give the unit back.
+        if not answered:
+            await asyncio.shield(_fail(context.redis, writer, job, "timeout", "The search took too long."))
+        raise
+    except AnswerError as exc:
+        log.warning("answer failed for search %s: %s", job.search_id, exc.reason)
+        await _fail(context.redis, writer, job, exc.reason, "The answer could not be generated; try again.")
+        return "failed"
+    except Exception:
+        log.exception("search %s failed", job.search_id)
+        await _fail(context.redis, writer, job, "search_failed", "The search failed; try again.")
+        return "failed"
+
+
+async def _fail(redis: Redis, writer: EventWriter, job: SearchJob, reason: str, message: str) -> None:
+    await writer.emit("error", ErrorEvent(reason=reason, error=message))
+    await request_refund(redis, job, reason)

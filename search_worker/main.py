@@ -1,0 +1,104 @@
+"""arq WorkerSettings for the search workers: typed context, msgpack jobs, heartbeats, fast polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+import msgspec
+from arq.connections import RedisSettings
+
+from core.settings import Settings, load_settings
+from core.streams import QUEUE_NAME, WORKERS_KEY
+from search_worker.answerers import create_answerer
+from search_worker.embedders import create_embedder
+from search_worker.index import open_current
+from search_worker.jobs import WorkerContext, run_search
+
+log = logging.getLogger("search_worker")
+HEARTBEAT_INTERVAL_S = 1.0
+
+
+async def _heartbeat(context: WorkerContext) -> None:
+    while True:
+        now_ms = int(time.time() * 1000)
+        with contextlib.suppress(Exception):
+            async with context.redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(WORKERS_KEY, {context.worker_id: now_ms})
+                pipe.zremrangebyscore(WORKERS_KEY, 0, now_ms - 60_000)
+                pipe.set(f"{WORKERS_KEY}:index:{context.worker_id}", context.index.version, px=10_000)
+                await pipe.execute()
+        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+
+async def on_startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    embedder = create_embedder(settings)
+    index = open_current(settings.index_dir, embedder.name)
+    if index is None:
+        raise SystemExit("no search index: run `make index` (make up builds it on first start)")
+    worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    context = WorkerContext(
+        settings=settings,
+        redis=ctx["redis"],
+        embedder=embedder,
+        answerer=create_answerer(settings),
+        index=index,
+        worker_id=worker_id,
+    )
+    ctx["app"] = context
+    ctx["heartbeat"] = asyncio.create_task(_heartbeat(context))
+    log.info("worker %s ready with index %s", worker_id, index.version)
+
+
+async def on_shutdown(ctx: dict[str, Any]) -> None:
+    task = ctx.get("heartbeat")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    context: WorkerContext | None = ctx.get("app")
+    if context is not None:
+        with contextlib.suppress(Exception):
+            await context.redis.zrem(WORKERS_KEY, context.worker_id)
+
+
+def create_worker_settings(settings: Settings) -> dict[str, Any]:
+    return {
+        "functions": [run_search],
+        "queue_name": QUEUE_NAME,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "ctx": {"settings": settings},
+        "poll_delay": settings.arq_poll_delay_s,
+        "job_timeout": settings.job_timeout_s,
+        "max_tries": 1,
+        "max_jobs": 8,
+        "keep_result": 60,
+        "job_serializer": msgspec.msgpack.Encoder(enc_hook=repr).encode,
+        "job_deserializer": msgspec.msgpack.decode,
+        "handle_signals": True,
+    }
+
+
+def main() -> None:
+    from arq.worker import create_worker
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
+    )
+    settings = load_settings()
+    worker = create_worker(create_worker_settings(settings))
+    worker.run()
+
+
+if __name__ == "__main__":
+    main()

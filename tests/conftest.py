@@ -1,0 +1,189 @@
+"""Session-wide real servers: valkey, moto's DynamoDB, a small search index, the gateway and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port
+from core.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = ROOT / "data" / "catalog" / "solutions.jsonl"
+# A slice of the real catalog keeps the session's index build to seconds; these entries are always in it.
+KEEP = {
+    "solution/serverless-image-handler",
+    "solution/instance-scheduler-on-aws",
+    "solution/qnabot-on-aws",
+    "solution/video-on-demand-on-aws",
+    "solution/dynamic-image-transformation-for-amazon-cloudfront",
+}
+
+
+class Stack:
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        self.env = env
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.env)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['API_PORT']}"
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        with open(self.root / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, *args],
+                env={**self.env, **(env or {})},
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes[name] = process
+        return process
+
+    def start_gateway(self, workers: int = 1) -> None:
+        process = self.spawn(
+            "gateway",
+            [
+                "-m",
+                "uvicorn",
+                "api.app:app_factory",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                self.env["API_PORT"],
+                "--workers",
+                str(workers),
+                "--no-access-log",
+            ],
+        )
+        wait_for_port(int(self.env["API_PORT"]), timeout_s=60, process=process)
+
+    def start_worker(self, name: str = "worker-1") -> subprocess.Popen[bytes]:
+        return self.spawn(name, ["-m", "search_worker.main"])
+
+    def start_flusher(self) -> subprocess.Popen[bytes]:
+        return self.spawn("flusher", ["-m", "quota.flusher"])
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is not None:
+            stop(process)
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text(errors="replace")
+
+
+def _small_catalog(path: Path) -> None:
+    rows = [json.loads(line) for line in CATALOG.read_text().splitlines() if line.strip()]
+    chosen = [r for i, r in enumerate(rows) if r["id"] in KEEP or i % 12 == 0]
+    path.write_text("".join(json.dumps(r) + "\n" for r in chosen))
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    root = Path(tempfile.mkdtemp(prefix="sf-test-"))
+    redis_port, dynamodb_port, api_port = free_port(), free_port(), free_port()
+    valkey = start_valkey(redis_port, root / "redis", appendonly=False, log=root / "valkey.log")
+    moto = start_moto(dynamodb_port, log=root / "moto.log")
+    catalog = root / "catalog.jsonl"
+    _small_catalog(catalog)
+    env = {
+        **os.environ,
+        "API_PORT": str(api_port),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{dynamodb_port}",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TABLE_PREFIX": "test-",
+        "CATALOG_PATH": str(catalog),
+        "INDEX_DIR": str(root / "index"),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+        "DEV_MAILBOX": "true",
+        "MAIL_DIR": str(root / "mail"),
+        "FLUSH_INTERVAL_S": "0.2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    stack = Stack(root, env)
+    subprocess.run([sys.executable, "-m", "api.bootstrap"], env=env, cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "search_worker.index", "build"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
+    stack.start_worker()
+    stack.start_gateway()
+    try:
+        yield stack
+    finally:
+        for name in list(stack.processes):
+            stack.stop(name)
+        stop(moto)
+        stop(valkey)
+
+
+@pytest.fixture
+async def redis(stack: Stack) -> AsyncIterator[Redis]:
+    client = Redis.from_url(stack.env["REDIS_URL"])
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def clean(stack: Stack, redis: Redis) -> None:
+    """Each test starts with empty Redis and a live worker heartbeat."""
+    await redis.flushall()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not await redis.zcard("search:workers"):
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def client(stack: Stack, clean: None) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        yield http
+
+
+async def read_events(
+    http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None, stop_after: int | None = None
+) -> list[tuple[str, str, dict]]:
+    """Reads an SSE stream into (id, event, data) tuples until done/error (or stop_after events)."""
+    events: list[tuple[str, str, dict]] = []
+    async with http.stream("GET", url, headers=headers or {}) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event_id = event = ""
+        data = ""
+        async for line in response.aiter_lines():
+            if line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            elif line == "" and event:
+                events.append((event_id, event, json.loads(data)))
+                if event in ("done", "error") or (stop_after and len(events) >= stop_after):
+                    return events
+                event_id = event = data = ""
+    return events
