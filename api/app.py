@@ -19,7 +19,7 @@ from litestar.static_files import create_static_files_router
 from redis.asyncio import Redis
 
 from api.errors import EXCEPTION_HANDLERS
-from api.routes import health, pages, search
+from api.routes import accounts, health, pages, search
 from api.state import Services
 from core.dynamo import create_dynamodb_client
 from core.settings import Settings, load_settings
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             *health.ROUTES,
             *search.ROUTES,
+            *accounts.ROUTES,
             *pages.ROUTES,
             create_static_files_router(path="/static", directories=[FRONTEND], include_in_schema=False),
         ],

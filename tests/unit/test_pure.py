@@ -51,10 +51,22 @@ def test_citations_are_parsed_in_order_and_bounded() -> None:
 
 def test_extractive_answer_cites_the_sources_it_uses() -> None:
     sources = [
-        SourceItem(id="a", title="Image Handler", url="u", summary="Resize images on the fly. Uses CloudFront.",
-                   score=1.0, services=["Amazon CloudFront", "AWS Lambda"]),
-        SourceItem(id="b", title="Other", url="u", summary="Something about video transcoding at scale.", score=0.5,
-                   services=["AWS Lambda"]),
+        SourceItem(
+            id="a",
+            title="Image Handler",
+            url="u",
+            summary="Resize images on the fly. Uses CloudFront.",
+            score=1.0,
+            services=["Amazon CloudFront", "AWS Lambda"],
+        ),
+        SourceItem(
+            id="b",
+            title="Other",
+            url="u",
+            summary="Something about video transcoding at scale.",
+            score=0.5,
+            services=["AWS Lambda"],
+        ),
     ]
     text = ExtractiveAnswerer().compose("resize images", sources)
     assert "Image Handler" in text and "[1]" in text and "[2]" in text
@@ -80,6 +92,9 @@ def test_compose_file_runs_the_same_system_with_a_scalable_worker() -> None:
 
 
 def test_env_example_lists_every_setting() -> None:
-    listed = {line.split("=", 1)[0].lower() for line in (ROOT / ".env.example").read_text().splitlines()
-              if line and not line.startswith("#")}
+    listed = {
+        line.split("=", 1)[0].lower()
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     assert set(load_settings({}).__struct_fields__) <= listed
