@@ -40,8 +40,9 @@ class UsageStore:
                 await client.update_item(
                     TableName=self.table,
                     Key={"subject": {"S": subject}, "period": {"S": period}},
-                    UpdateExpression="SET consumed = :c, refunded = :r, solution_id = :s",
-                    ConditionExpression="attribute_not_exists(consumed) OR (consumed = :oc AND refunded = :orf)",
+                    UpdateExpression="SET #c = :c, #r = :r, solution_id = :s",
+                    ConditionExpression="attribute_not_exists(#c) OR (#c = :oc AND #r = :orf)",
+                    ExpressionAttributeNames={"#c": "consumed", "#r": "refunded"},
                     ExpressionAttributeValues=values(
                         c=new_consumed,
                         r=new_refunded,
