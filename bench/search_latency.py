@@ -1,0 +1,156 @@
+"""Search latency through the whole system: POST -> first `sources` event -> `done`, p50/p95 over N searches,
+against the same retrieval done in-process; the difference is what the queue hop and relay cost.
+
+Starts its own valkey, local DynamoDB, one gateway and one worker on free ports.
+Usage: python bench/search_latency.py [--n 50] [--poll-delay 0.01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port  # noqa: E402
+from core.settings import load_settings  # noqa: E402
+
+QUERIES = [json.loads(line)["query"] for line in (ROOT / "data/eval/eval_dev.jsonl").read_text().splitlines()]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def one(http: httpx.AsyncClient, query: str, token: str | None) -> tuple[float, float, float]:
+    started = time.perf_counter()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await http.post("/api/searches", json={"query": query}, headers=headers)
+    response.raise_for_status()
+    first = done = 0.0
+    queue_ms = 0.0
+    async with http.stream("GET", response.json()["events_url"]) as stream:
+        event = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+                if event == "sources" and not first:
+                    first = time.perf_counter() - started
+            elif line.startswith("data:") and event == "done":
+                done = time.perf_counter() - started
+                queue_ms = json.loads(line[5:])["timings_ms"]["queue_ms"]
+                break
+    return first * 1000, done * 1000, queue_ms
+
+
+async def run(n: int, poll_delay: str) -> None:
+    root = Path(tempfile.mkdtemp(prefix="sf-bench-"))
+    redis_port, dynamodb_port, api_port = free_port(), free_port(), free_port()
+    valkey = start_valkey(redis_port, root / "redis", appendonly=False)
+    moto = start_moto(dynamodb_port)
+    env = {
+        **os.environ,
+        "API_PORT": str(api_port),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{dynamodb_port}",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "ANONYMOUS_LIMIT": "100000",
+        "ANONYMOUS_IP_DAILY_LIMIT": "100000",
+        "ARQ_POLL_DELAY_S": poll_delay,
+    }
+    procs = []
+    try:
+        subprocess.run([sys.executable, "-m", "api.bootstrap"], env=env, cwd=ROOT, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "search_worker.index", "build", "--if-missing"], env=env, cwd=ROOT, check=True
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "search_worker.main"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "api.app:app_factory",
+                    "--factory",
+                    "--port",
+                    str(api_port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                env=env,
+                cwd=ROOT,
+            )
+        )
+        wait_for_port(api_port, 60)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=60) as http:
+            while (await http.get("/ready")).status_code != 200:
+                await asyncio.sleep(0.2)
+            for q in QUERIES[:3]:
+                await one(http, q, None)
+            rows = [await one(http, QUERIES[i % len(QUERIES)], None) for i in range(n)]
+        first = [r[0] for r in rows]
+        done = [r[1] for r in rows]
+        queue = [r[2] for r in rows]
+
+        from search_worker.embedders import create_embedder
+        from search_worker.index import open_current
+        from search_worker.retrieval import Retriever
+
+        settings = load_settings(env)
+        retriever = Retriever(
+            open_current(settings.index_dir, "minilm"),
+            create_embedder(settings),  # type: ignore[arg-type]
+            min_relevance=settings.min_relevance,
+        )
+        local = []
+        for i in range(n):
+            t = time.perf_counter()
+            retriever.retrieve_sync(QUERIES[i % len(QUERIES)], k=5)
+            local.append((time.perf_counter() - t) * 1000)
+        print(f"searches: {n}, one worker, ARQ_POLL_DELAY_S={poll_delay}, extractive answers streamed in pieces")
+        print(f"POST -> first `sources` event  p50 {pct(first, 0.5):7.1f} ms   p95 {pct(first, 0.95):7.1f} ms")
+        print(f"POST -> `done`                 p50 {pct(done, 0.5):7.1f} ms   p95 {pct(done, 0.95):7.1f} ms")
+        print(f"in-process embed + search      p50 {pct(local, 0.5):7.1f} ms   p95 {pct(local, 0.95):7.1f} ms")
+        print(f"queue wait inside the job      p50 {pct(queue, 0.5):7.1f} ms   p95 {pct(queue, 0.95):7.1f} ms")
+        overhead = statistics.median(first) - statistics.median(local)
+        print(f"overhead of POST + queue hop + stream relay to first event: {overhead:.1f} ms (p50)")
+    finally:
+        for p in procs:
+            stop(p)
+        stop(moto)
+        stop(valkey)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--poll-delay", default="0.01")
+    args = parser.parse_args()
+    asyncio.run(run(args.n, args.poll_delay))
+
+
+if __name__ == "__main__":
+    main()
