@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import html
 import re
 import secrets
 import time
@@ -425,7 +426,28 @@ async def mailbox_messages(services: Services, to: str | None = None) -> list[Me
     return (await _mailer(services)).messages(to)
 
 
+@get("/dev/mailbox", summary="Dev mailbox page (only when DEV_MAILBOX=true)", include_in_schema=False)
+async def mailbox_page(services: Services) -> Response[str]:
+    if not services.settings.dev_mailbox:
+        raise NotFoundError("Not found.")
+    rows = "".join(
+        f"<tr><td>{html.escape(m.to)}</td><td>{html.escape(m.subject)}</td><td>{html.escape(m.text)}</td>"
+        f"<td>{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(m.sent_at))}</td></tr>"
+        for m in (await _mailer(services)).messages()
+    )
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Dev mailbox</title>'
+        '<link rel="stylesheet" href="/static/style.css"></head><body><main><h1>Dev mailbox</h1>'
+        "<table><tr><th>To</th><th>Subject</th><th>Text</th><th>Sent (UTC)</th></tr>"
+        f"{rows}</table></main></body></html>"
+    )
+    return Response(
+        body, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": "default-src 'self'"}
+    )
+
+
 ROUTES = [
+    mailbox_page,
     csrf,
     register,
     login,

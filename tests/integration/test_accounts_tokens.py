@@ -190,3 +190,9 @@ async def test_verification_code_tries_are_limited(client: httpx.AsyncClient, st
     assert blocked.status_code == 400 and blocked.json()["reason"] == "too_many_tries"
     resend = await client.post("/api/auth/resend-code", json={"email": email})
     assert resend.status_code == 429  # within a minute of the first code
+
+
+async def test_dev_mailbox_page_shows_messages_escaped(client: httpx.AsyncClient) -> None:
+    email, _ = await register(client, verify=False)
+    page = await client.get("/dev/mailbox")
+    assert page.status_code == 200 and email in page.text and "verification code" in page.text
