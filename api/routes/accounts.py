@@ -299,7 +299,7 @@ async def generate_token(data: GenerateRequest, request: Request[Any, Any, Any],
         if t.solution_id == data.solution_id and t.status == "active"
     ]
     for old in sorted(active, key=lambda t: t.created_at)[: max(0, len(active) - MAX_ACTIVE_PER_SOLUTION + 1)]:
-        await _revoke(services, old.token_id)
+        await _revoke(services, old.token_id, user.user_id)
     token = new_token()
     now = int(time.time())
     await services.dynamodb.put_item(
@@ -350,21 +350,16 @@ async def _list_tokens(services: Services, user_id: str) -> list[TokenView]:
     return views
 
 
-async def _revoke(services: Services, token_id: str, user_id: str | None = None) -> bool:
-    """Revoke by the id shown in listings (the hash's first 16 hex digits)."""
+async def _revoke(services: Services, token_id: str, user_id: str) -> bool:
+    """Revoke one of the user's tokens by the id shown in listings (the hash's first 16 hex digits)."""
     table = services.settings.table("tokens")
-    if user_id is not None:
-        response = await services.dynamodb.query(
-            TableName=table,
-            IndexName="user-index",
-            KeyConditionExpression="user_id = :u",
-            ExpressionAttributeValues=values(u=user_id),
-        )
-        hashes = [i["token_hash"]["S"] for i in response.get("Items", []) if i["token_hash"]["S"].startswith(token_id)]
-    else:
-        hashes = []
-    if user_id is None:
-        return False
+    response = await services.dynamodb.query(
+        TableName=table,
+        IndexName="user-index",
+        KeyConditionExpression="user_id = :u",
+        ExpressionAttributeValues=values(u=user_id),
+    )
+    hashes = [i["token_hash"]["S"] for i in response.get("Items", []) if i["token_hash"]["S"].startswith(token_id)]
     for token_hash in hashes:
         await services.dynamodb.update_item(
             TableName=table,

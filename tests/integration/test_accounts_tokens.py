@@ -196,3 +196,14 @@ async def test_dev_mailbox_page_shows_messages_escaped(client: httpx.AsyncClient
     email, _ = await register(client, verify=False)
     page = await client.get("/dev/mailbox")
     assert page.status_code == 200 and email in page.text and "verification code" in page.text
+
+
+async def test_at_most_two_active_tokens_per_solution(client: httpx.AsyncClient) -> None:
+    _, headers = await register(client)
+    tokens = [await token_for(client, headers) for _ in range(3)]
+    listed = (await client.get("/api/tokens")).json()
+    assert sorted(t["status"] for t in listed) == ["active", "active", "revoked"]
+    body = {"solution_id": "aws-solution-finder"}
+    oldest = await client.post("/api/validate-solution-token", json={**body, "token": tokens[0]})
+    newest = await client.post("/api/validate-solution-token", json={**body, "token": tokens[2]})
+    assert (oldest.status_code, newest.status_code) == (401, 200)
