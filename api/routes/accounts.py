@@ -115,7 +115,7 @@ class TokenView(msgspec.Struct):
     token_id: str
     solution_id: str
     status: str
-    created_at: int
+    created_at_ms: int
     last_used_at: int | None
 
 
@@ -298,10 +298,10 @@ async def generate_token(data: GenerateRequest, request: Request[Any, Any, Any],
         for t in await _list_tokens(services, user.user_id)
         if t.solution_id == data.solution_id and t.status == "active"
     ]
-    for old in sorted(active, key=lambda t: t.created_at)[: max(0, len(active) - MAX_ACTIVE_PER_SOLUTION + 1)]:
+    for old in sorted(active, key=lambda t: t.created_at_ms)[: max(0, len(active) - MAX_ACTIVE_PER_SOLUTION + 1)]:
         await _revoke(services, old.token_id, user.user_id)
     token = new_token()
-    now = int(time.time())
+    now = int(time.time() * 1000)  # epoch ms: tokens made in the same second still order by age
     await services.dynamodb.put_item(
         TableName=table,
         Item=to_item(
@@ -342,11 +342,11 @@ async def _list_tokens(services: Services, user_id: str) -> list[TokenView]:
                 token_id=str(data["token_hash"])[:16],
                 solution_id=str(data["solution_id"]),
                 status=str(data["status"]),
-                created_at=int(data["created_at"]),
+                created_at_ms=int(data["created_at"]),
                 last_used_at=data.get("last_used_at"),
             )
         )
-    views.sort(key=lambda v: v.created_at, reverse=True)
+    views.sort(key=lambda v: v.created_at_ms, reverse=True)
     return views
 
 
