@@ -190,28 +190,25 @@ async def relay_events(
     key = events_key(search_id)
     heartbeat_s = services.settings.heartbeat_s
     last_sent = time.monotonic()
-    try:
-        while True:
-            response = await services.redis.xread({key: last_id}, block=READ_BLOCK_MS, count=100)
-            if not response:
-                if await _worker_lost(services, search_id):
-                    await _fail_lost_search(services, search_id)
-                    continue
-                if time.monotonic() - last_sent >= heartbeat_s:
-                    last_sent = time.monotonic()
-                    yield ServerSentEventMessage(comment="heartbeat")
+    # A client that goes away only closes this generator; generation in the worker goes on regardless.
+    while True:
+        response = await services.redis.xread({key: last_id}, block=READ_BLOCK_MS, count=100)
+        if not response:
+            if await _worker_lost(services, search_id):
+                await _fail_lost_search(services, search_id)
                 continue
-            for _, entries in response:
-                for entry_id, fields in entries:
-                    last_id = _text(entry_id)
-                    event = _text(fields[b"event"])
-                    yield ServerSentEventMessage(data=_text(fields[b"data"]), event=event, id=last_id)
-                    last_sent = time.monotonic()
-                    if event in ("done", "error"):
-                        return
-    except (asyncio.CancelledError, GeneratorExit):
-        # The client went away (Litestar #3772 cancels the generator): generation goes on regardless.
-        raise
+            if time.monotonic() - last_sent >= heartbeat_s:
+                last_sent = time.monotonic()
+                yield ServerSentEventMessage(comment="heartbeat")
+            continue
+        for _, entries in response:
+            for entry_id, fields in entries:
+                last_id = _text(entry_id)
+                event = _text(fields[b"event"])
+                yield ServerSentEventMessage(data=_text(fields[b"data"]), event=event, id=last_id)
+                last_sent = time.monotonic()
+                if event in ("done", "error"):
+                    return
 
 
 @get("/api/searches/{search_id:str}/events", summary="The search's events as text/event-stream")
