@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from api.identity import hash_ip, ratelimit_headers
+from api.identity import ratelimit_headers
 from api.state import Services
 from core.messages import Charge
 from quota import keys
@@ -53,7 +53,7 @@ async def admit(
     try:
         if caller.access_tier == "anonymous":
             assert caller.anon_id is not None
-            ip_subject = keys.ip_subject(hash_ip(settings.secret_key, caller.client_ip), caller.solution_id)
+            ip_subject = keys.ip_subject(await services.ip_hasher.hash(caller.client_ip), caller.solution_id)
             ip = await engine.consume(
                 ip_subject,
                 caller.solution_id,

@@ -23,6 +23,9 @@ from api.routes import accounts, health, pages, search
 from api.state import Services
 from core.dynamo import create_dynamodb_client
 from core.settings import Settings, load_settings
+from core.streams import QUEUE_NAME
+from marketplace.sessions import IpHasher
+from marketplace.tokens import TokenDirectory
 from quota.engine import QuotaEngine
 from quota.store import UsageStore
 
@@ -42,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 RedisSettings.from_dsn(settings.redis_url),
                 job_serializer=msgspec.msgpack.encode,
                 job_deserializer=msgspec.msgpack.decode,
-                default_queue_name="arq:search",
+                default_queue_name=QUEUE_NAME,
             )
             stack.push_async_callback(arq.aclose)
             dynamodb = await stack.enter_async_context(create_dynamodb_client(settings))
@@ -55,7 +58,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 dynamodb=dynamodb,
                 quota=QuotaEngine(redis, store, timezone=settings.quota_timezone),
                 http=http,
-                extra={},
+                tokens=TokenDirectory(redis, dynamodb, settings),
+                ip_hasher=IpHasher(redis),
             )
             app.state.services = services
             yield

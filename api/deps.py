@@ -10,19 +10,10 @@ from api.admission import SOLUTION_ID, Caller
 from api.identity import ANON_COOKIE, mint_anon_id, verify_anon_cookie
 from api.state import Services
 from core.errors import UnauthorizedError
-from marketplace.tokens import TokenDirectory
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def token_directory(services: Services) -> TokenDirectory:
-    directory = services.extra.get("tokens")
-    if directory is None:
-        directory = TokenDirectory(services.redis, services.dynamodb, services.settings)
-        services.extra["tokens"] = directory
-    return directory
 
 
 async def resolve_caller(request: Request[Any, Any, Any], services: Services) -> Caller:
@@ -31,7 +22,7 @@ async def resolve_caller(request: Request[Any, Any, Any], services: Services) ->
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise UnauthorizedError("Use 'Authorization: Bearer <solution token>'.", reason="invalid_token")
-        grant = await token_directory(services).resolve(token.strip(), SOLUTION_ID)
+        grant = await services.tokens.resolve(token.strip(), SOLUTION_ID)
         return Caller(
             access_tier=grant.access_tier,
             user_id=grant.user_id,

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import time
 
 ANON_COOKIE = "anon_id"
 
@@ -29,17 +28,6 @@ def verify_anon_cookie(secret: str, cookie: str | None) -> str | None:
     if hmac.compare_digest(mac, _sign(secret, anon_id)):
         return anon_id
     return None
-
-
-def daily_salt(secret: str, day: int | None = None) -> bytes:
-    """A salt that changes every UTC day; derived, never stored, so old days cannot be recomputed
-    once the secret rotates, and a hash cannot be joined across days."""
-    day = int(time.time() // 86400) if day is None else day
-    return hmac.new(secret.encode(), f"ip-salt:{day}".encode(), hashlib.sha256).digest()
-
-
-def hash_ip(secret: str, ip: str) -> str:
-    return hmac.new(daily_salt(secret), ip.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def ratelimit_headers(policy: str, limit: int, remaining: int, window_s: int) -> dict[str, str]:

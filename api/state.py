@@ -10,6 +10,8 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from core.settings import Settings
+from marketplace.sessions import IpHasher
+from marketplace.tokens import TokenDirectory
 from quota.engine import QuotaEngine
 
 
@@ -21,4 +23,5 @@ class Services:
     dynamodb: Any
     quota: QuotaEngine
     http: httpx.AsyncClient
-    extra: dict[str, Any]
+    tokens: TokenDirectory
+    ip_hasher: IpHasher

@@ -1,11 +1,10 @@
-"""Owns the search:* Redis keys that the gateway and the workers share."""
+"""Owns the search:* Redis keys that the gateway and the workers share, and the refund stream they feed."""
 
 from __future__ import annotations
 
 SEARCH_PREFIX = "search:"
 QUEUE_NAME = "arq:search"
-WORKER_HEARTBEAT_PREFIX = "search:worker:"
-INDEX_VERSION_KEY = "search:index:current"
+WORKERS_KEY = "search:workers"
 REFUND_STREAM = "quota:refunds"
 
 
@@ -18,12 +17,15 @@ def cancel_key(search_id: str) -> str:
 
 
 def meta_key(search_id: str) -> str:
-    """Who owns the search and what it charged; read when a client resumes or cancels."""
+    """Who owns the search, what it charged and which worker took it."""
     return f"{SEARCH_PREFIX}{{{search_id}}}:meta"
 
 
-def worker_heartbeat_key(worker_id: str) -> str:
-    return f"{WORKER_HEARTBEAT_PREFIX}{worker_id}"
+def lost_key(search_id: str) -> str:
+    """Set once by the gateway process that ends a search whose worker died."""
+    return f"{SEARCH_PREFIX}{{{search_id}}}:lost"
 
 
-WORKERS_KEY = "search:workers"
+def worker_index_key(worker_id: str) -> str:
+    """The index version a live worker has loaded."""
+    return f"{WORKERS_KEY}:index:{worker_id}"

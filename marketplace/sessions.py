@@ -20,18 +20,27 @@ def session_hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-async def daily_ip_salt(redis: Redis) -> bytes:
-    """A random salt per UTC day, kept in Redis for two days and then gone, so that a stored HMAC
-    can no longer be traced back to an address."""
-    day = int(time.time() // 86400)
-    key = f"{SALT_KEY}{day}"
-    await redis.set(key, secrets.token_hex(32), nx=True, ex=2 * 86400)
-    salt = await redis.get(key)
-    return bytes(salt or b"")
+class IpHasher:
+    """HMACs client addresses with a random salt per UTC day, kept in Redis for two days and then gone,
+    so that a stored value can no longer be traced back to an address. Every process of the day shares
+    the salt; each caches it until the day changes."""
 
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._day = -1
+        self._salt = b""
 
-async def ip_hmac(redis: Redis, ip: str) -> str:
-    return hmac.new(await daily_ip_salt(redis), ip.encode(), hashlib.sha256).hexdigest()
+    async def salt(self) -> bytes:
+        day = int(time.time() // 86400)
+        if day != self._day:
+            key = f"{SALT_KEY}{day}"
+            await self.redis.set(key, secrets.token_hex(32), nx=True, ex=2 * 86400)
+            self._salt = bytes(await self.redis.get(key) or b"")
+            self._day = day
+        return self._salt
+
+    async def hash(self, ip: str) -> str:
+        return hmac.new(await self.salt(), ip.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class SessionStore:
@@ -41,7 +50,7 @@ class SessionStore:
         self.settings = settings
         self.table = settings.table("sessions")
 
-    async def create(self, user_id: str, ip: str, location: dict[str, str]) -> str:
+    async def create(self, user_id: str, ip_hash: str, location: dict[str, str]) -> str:
         session_id = secrets.token_urlsafe(32)
         now = int(time.time())
         item = {
@@ -49,7 +58,7 @@ class SessionStore:
             "user_id": user_id,
             "created_at": now,
             "expires_at": now + self.settings.session_ttl_s,
-            "ip_hmac": await ip_hmac(self.redis, ip),
+            "ip_hmac": ip_hash,
             **{f"location_{k}": v for k, v in location.items() if v},
         }
         await self.dynamodb.put_item(TableName=self.table, Item=to_item(item))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from core.streams import REFUND_STREAM
+
 USAGE_LOG = "quota:usage-log"
-REFUNDS = "quota:refunds"
+REFUNDS = REFUND_STREAM
 
 
 def counter(subject: str) -> str:

@@ -21,7 +21,7 @@ from core.messages import (
     TokenEvent,
 )
 from core.settings import Settings
-from core.streams import REFUND_STREAM
+from core.streams import REFUND_STREAM, meta_key
 from search_worker.answerers import Answerer, AnswerError, AnswerUsage, parse_citations
 from search_worker.embedders import Embedder
 from search_worker.index import LoadedIndex, current_version
@@ -80,7 +80,7 @@ async def run_search(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
         return "duplicate"
     answered = False
     try:
-        await context.redis.hset(f"search:{{{job.search_id}}}:meta", mapping={"worker": context.worker_id})  # type: ignore[misc]
+        await context.redis.hset(meta_key(job.search_id), mapping={"worker": context.worker_id})  # type: ignore[misc]
         context.maybe_reload_index()
         retriever = Retriever(context.index, context.embedder, min_relevance=settings.min_relevance)
         retrieval = await retriever.retrieve(job.query, k=job.k, collection=job.collection)

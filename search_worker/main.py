@@ -15,7 +15,7 @@ import msgspec
 from arq.connections import RedisSettings
 
 from core.settings import Settings, load_settings
-from core.streams import QUEUE_NAME, WORKERS_KEY
+from core.streams import QUEUE_NAME, WORKERS_KEY, worker_index_key
 from search_worker.answerers import create_answerer
 from search_worker.embedders import create_embedder
 from search_worker.index import open_current
@@ -32,7 +32,7 @@ async def _heartbeat(context: WorkerContext) -> None:
             async with context.redis.pipeline(transaction=False) as pipe:
                 pipe.zadd(WORKERS_KEY, {context.worker_id: now_ms})
                 pipe.zremrangebyscore(WORKERS_KEY, 0, now_ms - 60_000)
-                pipe.set(f"{WORKERS_KEY}:index:{context.worker_id}", context.index.version, px=10_000)
+                pipe.set(worker_index_key(context.worker_id), context.index.version, px=10_000)
                 await pipe.execute()
         await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 

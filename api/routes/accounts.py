@@ -15,8 +15,7 @@ from litestar.datastructures import Cookie
 from msgspec import Meta
 
 from api.admission import Caller, admit
-from api.deps import client_ip, token_directory
-from api.identity import hash_ip
+from api.deps import client_ip
 from api.state import Services
 from core.dynamo import from_item, to_item, values
 from core.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
@@ -191,7 +190,8 @@ async def _start_session(
     old = request.cookies.get(session_cookie_name(services))
     if old:
         await sessions.delete(old)  # rotate: a new id at every sign-in
-    session_id = await sessions.create(user.user_id, client_ip(request), _location(request, services))
+    ip_hash = await services.ip_hasher.hash(client_ip(request))
+    session_id = await sessions.create(user.user_id, ip_hash, _location(request, services))
     response = Response(body, status_code=status)
     response.set_cookie(_session_cookie(services, session_id, services.settings.session_ttl_s))
     return response
@@ -219,9 +219,7 @@ async def register(data: RegisterRequest, request: Request[Any, Any, Any], servi
 async def login(data: LoginRequest, request: Request[Any, Any, Any], services: Services) -> Response[UserView]:
     require_csrf(request)
     users = UserStore(services.dynamodb, services.redis, services.settings)
-    user = await users.authenticate(
-        data.email, data.password, hash_ip(services.settings.secret_key, client_ip(request))
-    )
+    user = await users.authenticate(data.email, data.password, await services.ip_hasher.hash(client_ip(request)))
     view = UserView(user.user_id, user.email, user.name, user.verified, user.role)
     return await _start_session(request, services, user, view, 200)
 
@@ -368,7 +366,7 @@ async def _revoke(services: Services, token_id: str, user_id: str) -> bool:
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=values(r="revoked"),
         )
-        await token_directory(services).forget(token_hash)
+        await services.tokens.forget(token_hash)
     return bool(hashes)
 
 
@@ -390,7 +388,7 @@ async def revoke_token(token_id: str, request: Request[Any, Any, Any], services:
 async def validate_token(
     data: ValidateRequest, request: Request[Any, Any, Any], services: Services
 ) -> Response[ValidateResponse]:
-    grant = await token_directory(services).resolve(data.token, data.solution_id)
+    grant = await services.tokens.resolve(data.token, data.solution_id)
     caller = Caller(
         access_tier=grant.access_tier,
         user_id=grant.user_id,

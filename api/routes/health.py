@@ -10,7 +10,7 @@ import msgspec
 from litestar import Response, get
 
 from api.state import Services
-from core.streams import WORKERS_KEY
+from core.streams import WORKERS_KEY, worker_index_key
 
 WORKER_FRESH_MS = 5000
 
@@ -48,28 +48,25 @@ async def ready(services: Services) -> Response[Any]:
         await services.dynamodb.describe_table(TableName=services.settings.table("usage"))
         return "ok"
 
-    async def workers_check() -> str:
-        live = await services.redis.zrangebyscore(WORKERS_KEY, time.time() * 1000 - WORKER_FRESH_MS, "+inf")
-        if not live:
-            return "no live search worker"
-        return f"ok ({len(live)} live)"
+    async def worker_checks() -> tuple[str, str]:
+        """One look at the heartbeats answers both: is a worker alive, and has one loaded an index."""
+        try:
+            async with asyncio.timeout(2):
+                live = await services.redis.zrangebyscore(WORKERS_KEY, time.time() * 1000 - WORKER_FRESH_MS, "+inf")
+                if not live:
+                    return "no live search worker", "no worker reports a loaded index"
+                for worker in live:
+                    version = await services.redis.get(worker_index_key(worker.decode()))
+                    if version:
+                        return f"ok ({len(live)} live)", f"ok ({version.decode()})"
+                return f"ok ({len(live)} live)", "no worker reports a loaded index"
+        except Exception as exc:
+            return (f"unreachable: {type(exc).__name__}",) * 2
 
-    async def index_check() -> str:
-        live = await services.redis.zrangebyscore(WORKERS_KEY, time.time() * 1000 - WORKER_FRESH_MS, "+inf")
-        for worker in live:
-            version = await services.redis.get(f"{WORKERS_KEY}:index:{worker.decode()}")
-            if version:
-                return f"ok ({version.decode()})"
-        return "no worker reports a loaded index"
-
-    results = dict(
-        await asyncio.gather(
-            _check("redis", redis_check()),
-            _check("dynamodb", dynamodb_check()),
-            _check("workers", workers_check()),
-            _check("index", index_check()),
-        )
+    (_, redis_status), (_, dynamodb_status), (workers_status, index_status) = await asyncio.gather(
+        _check("redis", redis_check()), _check("dynamodb", dynamodb_check()), worker_checks()
     )
+    results = {"redis": redis_status, "dynamodb": dynamodb_status, "workers": workers_status, "index": index_status}
     missing = [name for name, value in results.items() if not value.startswith("ok")]
     body = Readiness(status="ready" if not missing else "not_ready", checks=results, missing=missing)
     if missing:

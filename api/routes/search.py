@@ -20,7 +20,7 @@ from api.deps import resolve_caller
 from api.state import Services
 from core.errors import NotFoundError, UnavailableError
 from core.messages import Charge, ErrorEvent, RefundRequest, SearchJob
-from core.streams import QUEUE_NAME, REFUND_STREAM, WORKERS_KEY, cancel_key, events_key, meta_key
+from core.streams import QUEUE_NAME, REFUND_STREAM, WORKERS_KEY, cancel_key, events_key, lost_key, meta_key
 
 PRIORITY_HEAD_START_S = {"pro": 120, "registered": 60, "anonymous": 0}
 READ_BLOCK_MS = 2000
@@ -28,6 +28,8 @@ WORKER_DEAD_AFTER_MS = 5000
 
 
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of POST /api/searches and of POST /api/query."""
+
     query: Annotated[str, Meta(min_length=1, max_length=1000)]
     collection: Annotated[str, Meta(max_length=100)] | None = None
     k: Annotated[int, Meta(ge=1, le=20)] | None = None
@@ -44,12 +46,6 @@ class SearchCreated(msgspec.Struct):
     search_id: str
     events_url: str
     quota: QuotaView
-
-
-class QueryRequest(msgspec.Struct, forbid_unknown_fields=True):
-    query: Annotated[str, Meta(min_length=1, max_length=1000)]
-    k: Annotated[int, Meta(ge=1, le=20)] | None = None
-    collection: Annotated[str, Meta(max_length=100)] | None = None
 
 
 class QueryAnswer(msgspec.Struct):
@@ -174,7 +170,7 @@ async def _worker_lost(services: Services, search_id: str) -> bool:
 
 async def _fail_lost_search(services: Services, search_id: str) -> None:
     # Only one gateway process may end the stream and give the unit back.
-    if not await services.redis.set(f"search:{{{search_id}}}:lost", "1", nx=True, ex=3600):
+    if not await services.redis.set(lost_key(search_id), "1", nx=True, ex=3600):
         return
     data = msgspec.json.encode(ErrorEvent(reason="worker_lost", error="The search worker stopped; try again."))
     await services.redis.xadd(events_key(search_id), {"event": "error", "data": data})
@@ -249,7 +245,7 @@ async def cancel_search(search_id: str, services: Services) -> Accepted:
     status_code=200,
     summary="The same search answered as one JSON document, for clients without SSE",
 )
-async def query(data: QueryRequest, request: Request[Any, Any, Any], services: Services) -> Response[QueryAnswer]:
+async def query(data: SearchRequest, request: Request[Any, Any, Any], services: Services) -> Response[QueryAnswer]:
     started = time.perf_counter()
     caller = await resolve_caller(request, services)
     search_id, admission = await start_search(
