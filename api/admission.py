@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
+
 from api.identity import ratelimit_headers
 from api.state import Services
 from core.messages import Charge
@@ -105,11 +107,14 @@ async def admit(
             if not decision.allowed:
                 _refuse(caller, decision, "daily_limit_exceeded", settings.public_base_url)
             charge = Charge(subject=subject, solution_id=caller.solution_id, period=decision.period)
-    except QuotaUnavailableError:
+    except (QuotaUnavailableError, RedisError, OSError) as exc:
         if caller.access_tier in settings.fail_open:
-            fake = Decision(True, 0, caller.limit, "", 0, "")
-            return Admission(fake, Charge(subject="", solution_id=caller.solution_id, period=""), {})
-        raise
+            # Configured to fail open for this tier: admit without counting, and charge nothing.
+            unmetered = Decision(True, 0, caller.limit, "", 0, "")
+            return Admission(unmetered, Charge(subject="", solution_id=caller.solution_id, period=""), {})
+        if isinstance(exc, QuotaUnavailableError):
+            raise
+        raise QuotaUnavailableError("The quota service is unavailable; try again shortly.") from exc
     return Admission(decision, charge, headers_for(caller, decision))
 
 

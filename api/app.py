@@ -9,14 +9,14 @@ from pathlib import Path
 
 import httpx
 import msgspec
-from arq.connections import RedisSettings, create_pool
+from arq.connections import ArqRedis
 from litestar import Litestar
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool
 
 from api.errors import EXCEPTION_HANDLERS
 from api.routes import accounts, health, pages, search
@@ -39,22 +39,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=10)
-            stack.push_async_callback(redis.aclose)
-            arq = await create_pool(
-                RedisSettings.from_dsn(settings.redis_url),
+            # One client serves quota, streams and the queue. It connects on first use, so the gateway
+            # starts (and /ready says what is missing) even while Redis is down, and reconnects by itself.
+            redis = ArqRedis(
+                ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=10),
                 job_serializer=msgspec.msgpack.encode,
                 job_deserializer=msgspec.msgpack.decode,
                 default_queue_name=QUEUE_NAME,
             )
-            stack.push_async_callback(arq.aclose)
+            stack.push_async_callback(redis.aclose, close_connection_pool=True)
             dynamodb = await stack.enter_async_context(create_dynamodb_client(settings))
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
             store = UsageStore(dynamodb, settings.table("usage"))
             services = Services(
                 settings=settings,
                 redis=redis,
-                arq=arq,
+                arq=redis,
                 dynamodb=dynamodb,
                 quota=QuotaEngine(redis, store, timezone=settings.quota_timezone),
                 http=http,

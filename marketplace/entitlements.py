@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from core.dynamo import from_item, to_item
 from core.settings import Settings
+from marketplace.cache import TolerantCache
 
 
 def entitlement_cache_key(user_id: str, solution_id: str) -> str:
@@ -107,9 +108,9 @@ class EntitlementStore:
                     found[entitlement.solution_id] = entitlement
         return list(found.values())
 
-    async def cached(self, user_id: str, email: str, solution_id: str, redis: Redis) -> Entitlement | None:
+    async def cached(self, user_id: str, email: str, solution_id: str, cache: TolerantCache) -> Entitlement | None:
         key = entitlement_cache_key(user_id, solution_id)
-        raw = await redis.get(key)
+        raw = await cache.get(key)
         if raw == b"-":
             return None
         if raw:
@@ -119,9 +120,9 @@ class EntitlementStore:
             )
         entitlement = await self.get(user_id, email, solution_id)
         if entitlement is None:
-            await redis.set(key, "-", ex=30)
+            await cache.set(key, "-", ex=30)
             return None
-        await redis.set(
+        await cache.set(
             key,
             json.dumps(
                 {

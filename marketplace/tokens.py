@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from core.errors import ForbiddenError, UnauthorizedError
 from core.settings import Settings
+from marketplace.cache import TolerantCache
 from marketplace.entitlements import EntitlementStore
 
 PREFIX = "sf_"
@@ -80,7 +81,7 @@ class TokenDirectory:
     """Token hash -> grant: a short in-process cache, then Redis, then DynamoDB."""
 
     def __init__(self, redis: Redis, dynamodb: Any, settings: Settings) -> None:
-        self.redis = redis
+        self.cache = TolerantCache(redis)
         self.dynamodb = dynamodb
         self.settings = settings
         self.table = settings.table("tokens")
@@ -95,7 +96,7 @@ class TokenDirectory:
         cached = self._local.get((token_hash, solution_id))
         if cached and cached[0] > now:
             return cached[1]
-        raw = await self.redis.get(token_cache_key(token_hash))
+        raw = await self.cache.get(token_cache_key(token_hash))
         if raw == b"-":
             raise UnauthorizedError("The token is not valid.", reason="invalid_token")
         if raw:
@@ -103,13 +104,13 @@ class TokenDirectory:
         else:
             record = await self._load(token_hash)
             if record is None:
-                await self.redis.set(token_cache_key(token_hash), "-", ex=60)
+                await self.cache.set(token_cache_key(token_hash), "-", ex=60)
                 raise UnauthorizedError("The token is not valid.", reason="invalid_token")
-            await self.redis.set(token_cache_key(token_hash), json.dumps(record), ex=CACHE_TTL_S)
+            await self.cache.set(token_cache_key(token_hash), json.dumps(record), ex=CACHE_TTL_S)
         if record["status"] != "active" or (record.get("expires_at") and record["expires_at"] < time.time()):
             raise UnauthorizedError("The token was revoked or has expired.", reason="invalid_token")
         entitlement = await self.entitlements.cached(
-            record["user_id"], record.get("email", ""), solution_id, self.redis
+            record["user_id"], record.get("email", ""), solution_id, self.cache
         )
         if entitlement is None:
             raise ForbiddenError("This account has no access to that solution.", reason="not_entitled")
@@ -140,7 +141,7 @@ class TokenDirectory:
         }
 
     async def forget(self, token_hash: str) -> None:
-        await self.redis.delete(token_cache_key(token_hash))
+        await self.cache.delete(token_cache_key(token_hash))
         self._local = {k: v for k, v in self._local.items() if k[0] != token_hash}
 
 
