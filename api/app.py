@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from litestar.static_files import create_static_files_router
 from redis.asyncio import ConnectionPool
 
 from api.errors import EXCEPTION_HANDLERS
-from api.routes import accounts, health, pages, search
+from api.routes import accounts, health, pages, search, validate
 from api.state import Services
 from core.dynamo import create_dynamodb_client
 from core.settings import Settings, load_settings
@@ -62,6 +63,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 ip_hasher=IpHasher(redis),
             )
             app.state.services = services
+            # Start-up leaves a large, long-lived heap (botocore's service models above all). Freezing it
+            # keeps the collector from walking it again and again, which showed as 30-60 ms p99 stalls.
+            gc.collect()
+            gc.freeze()
             yield
 
     def provide_services(state: State) -> Services:
@@ -73,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *health.ROUTES,
             *search.ROUTES,
             *accounts.ROUTES,
+            validate.validate_token,
             *pages.ROUTES,
             create_static_files_router(path="/static", directories=[FRONTEND], include_in_schema=False),
         ],

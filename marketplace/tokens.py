@@ -6,6 +6,7 @@ typo is refused without touching storage. Only the SHA-256 of a token is stored 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -87,15 +88,36 @@ class TokenDirectory:
         self.table = settings.table("tokens")
         self.entitlements = EntitlementStore(dynamodb, settings)
         self._local: dict[tuple[str, str], tuple[float, Grant]] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[Grant]] = {}
 
     async def resolve(self, token: str, solution_id: str) -> Grant:
         if not well_formed(token):
             raise UnauthorizedError("The token is not valid.", reason="invalid_token")
         token_hash = hash_token(token)
-        now = time.monotonic()
         cached = self._local.get((token_hash, solution_id))
-        if cached and cached[0] > now:
+        if cached and cached[0] > time.monotonic():
             return cached[1]
+        # One lookup per token at a time: when the short local entry expires under load, the other
+        # callers wait for that lookup instead of all asking Redis at once.
+        key = (token_hash, solution_id)
+        loading = self._loading.get(key)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            grant = await self._lookup(token_hash, solution_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here; waiters get it too
+            raise
+        finally:
+            del self._loading[key]
+        future.set_result(grant)
+        return grant
+
+    async def _lookup(self, token_hash: str, solution_id: str) -> Grant:
+        now = time.monotonic()
         raw = await self.cache.get(token_cache_key(token_hash))
         if raw == b"-":
             raise UnauthorizedError("The token is not valid.", reason="invalid_token")

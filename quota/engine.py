@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from quota import keys
+from quota.batcher import ScriptBatcher
 from quota.errors import QuotaUnavailableError
 from quota.store import UsageStore
 
@@ -45,8 +46,9 @@ class QuotaEngine:
         self.store = store
         self.zone = ZoneInfo(timezone)
         self._scripts = {
-            name: redis.register_script((LUA_DIR / f"{name}.lua").read_text()) for name in ("consume", "seed", "refund")
+            name: redis.register_script((LUA_DIR / f"{name}.lua").read_text()) for name in ("seed", "refund")
         }
+        self._consume = ScriptBatcher(redis, (LUA_DIR / "consume.lua").read_text())
 
     def utc_offset_s(self) -> int:
         offset = dt.datetime.now(self.zone).utcoffset()
@@ -77,7 +79,7 @@ class QuotaEngine:
         script_keys = [keys.counter(subject), keys.USAGE_LOG, idem]
         try:
             for _ in range(2):
-                status, used, limit_out, period, reset_in = await self._scripts["consume"](keys=script_keys, args=args)
+                status, used, limit_out, period, reset_in = await self._consume(keys=script_keys, args=args)
                 period = period.decode() if isinstance(period, bytes) else str(period)
                 if status != -2:
                     return Decision(status == 1, int(used), int(limit_out), period, int(reset_in), subject)

@@ -384,34 +384,6 @@ async def revoke_token(token_id: str, request: Request[Any, Any, Any], services:
     return Accepted(status="revoked")
 
 
-@post("/api/validate-solution-token", status_code=200, summary="Check a token and count one use")
-async def validate_token(
-    data: ValidateRequest, request: Request[Any, Any, Any], services: Services
-) -> Response[ValidateResponse]:
-    grant = await services.tokens.resolve(data.token, data.solution_id)
-    caller = Caller(
-        access_tier=grant.access_tier,
-        user_id=grant.user_id,
-        email=grant.email,
-        solution_id=data.solution_id,
-        limit=grant.daily_limit,
-    )
-    key = request.headers.get("idempotency-key")
-    if key is not None and not re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", key):
-        raise BadRequestError("Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-].", detail="Idempotency-Key")
-    admission = await admit(services, caller, check_only=data.check_only, idempotency_key=key)
-    decision = admission.decision
-    body = ValidateResponse(
-        allowed=True,
-        user_email=grant.email,
-        solution_id=data.solution_id,
-        access_tier=grant.access_tier,
-        quota_remaining=decision.remaining,
-        quota=QuotaInfo(daily_limit=decision.limit, daily_used=decision.used, unlimited=decision.limit < 0),
-    )
-    return Response(body, headers=admission.headers)
-
-
 @get("/dev/mailbox/messages", summary="Dev mailbox (only when DEV_MAILBOX=true)")
 async def mailbox_messages(services: Services, to: str | None = None) -> list[Message]:
     if not services.settings.dev_mailbox:
@@ -451,6 +423,5 @@ ROUTES = [
     generate_token,
     list_tokens,
     revoke_token,
-    validate_token,
     mailbox_messages,
 ]

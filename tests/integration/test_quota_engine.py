@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from core.dynamo import create_dynamodb_client
 from quota import keys
-from quota.engine import QuotaEngine
+from quota.engine import LUA_DIR, QuotaEngine
 from quota.store import UsageStore
 from tests.conftest import Stack
 from tests.integration.test_accounts_tokens import register, token_for
@@ -63,7 +63,7 @@ async def test_day_boundary_in_asia_kolkata(clean: None, redis: Redis, store: Us
     assert (local.hour, local.minute) == (0, 0) or midnight_in == 86400
 
     # Drive the Lua date arithmetic across midnight with offsets chosen from the server clock.
-    script = engine._scripts["consume"]
+    script = redis.register_script((LUA_DIR / "consume.lua").read_text())
     to_midnight = 86400 - (seconds % 86400)
 
     async def period_at(offset: int) -> tuple[str, int]:
@@ -189,3 +189,15 @@ async def test_redis_down_is_a_clear_503(stack: Stack, store: UsageStore) -> Non
     with pytest.raises(QuotaUnavailableError):
         await engine.consume("u:x:sol", "sol", limit=3, window="day")
     await dead.aclose()
+
+
+async def test_batched_consumes_stay_atomic_and_survive_a_script_flush(
+    clean: None, redis: Redis, store: UsageStore
+) -> None:
+    engine = engine_for(redis, store)
+    decisions = await asyncio.gather(*[engine.consume("u:batch:sol", "sol", limit=30, window="day") for _ in range(50)])
+    assert sorted(d.used for d in decisions if d.allowed) == list(range(1, 31))
+    assert sum(not d.allowed for d in decisions) == 20
+    await redis.script_flush()  # as after a Redis restart: the cached SHA is unknown to the server
+    after = await engine.consume("u:batch2:sol", "sol", limit=3, window="day")
+    assert after.allowed and after.used == 1

@@ -1,0 +1,89 @@
+"""POST /api/validate-solution-token, the hot path other solutions call on every use.
+
+It is a bare ASGI handler: Litestar still routes it and its errors still go through the one error
+handler, but the body is read and decoded with msgspec directly and the answer is written as bytes,
+because per-request framework work dominated this endpoint's cost (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+from litestar import asgi
+from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+
+from api.admission import Caller, admit
+from api.routes.accounts import QuotaInfo, ValidateRequest, ValidateResponse
+from api.state import Services
+from core.errors import BadRequestError
+
+MAX_BODY_BYTES = 64 * 1024
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_decoder = msgspec.json.Decoder(ValidateRequest)
+_encoder = msgspec.json.Encoder()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        assert isinstance(chunk, bytes)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BadRequestError(
+                "The request body is too large.", reason="request_too_large", detail=f"at most {MAX_BODY_BYTES} bytes"
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+@asgi("/api/validate-solution-token", copy_scope=False)
+async def validate_token(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope.get("method") != "POST":
+        raise BadRequestError("Use POST.", reason="method_not_allowed", detail="POST only")
+    services: Services = scope["app"].state.services
+    try:
+        data = _decoder.decode(await _read_body(receive))
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise BadRequestError("The request is malformed.", detail=str(exc)) from exc
+    key = _header(scope, b"idempotency-key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise BadRequestError("Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-].", detail="Idempotency-Key")
+    grant = await services.tokens.resolve(data.token, data.solution_id)
+    caller = Caller(
+        access_tier=grant.access_tier,
+        user_id=grant.user_id,
+        email=grant.email,
+        solution_id=data.solution_id,
+        limit=grant.daily_limit,
+    )
+    admission = await admit(services, caller, check_only=data.check_only, idempotency_key=key)
+    decision = admission.decision
+    body = _encoder.encode(
+        ValidateResponse(
+            allowed=True,
+            user_email=grant.email,
+            solution_id=data.solution_id,
+            access_tier=grant.access_tier,
+            quota_remaining=decision.remaining,
+            quota=QuotaInfo(daily_limit=decision.limit, daily_used=decision.used, unlimited=decision.limit < 0),
+        )
+    )
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers.extend((k.lower().encode(), v.encode()) for k, v in admission.headers.items())
+    await send(HTTPResponseStartEvent(type="http.response.start", status=200, headers=headers))
+    await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
