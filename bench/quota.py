@@ -72,7 +72,7 @@ async def redis_ops(url: str, seconds: float) -> tuple[float, float]:
     await redis.hset(keys.counter(subject), mapping={"period": "x", "consumed": 0, "refunded": 0})
     ping = await rate(redis.ping)
     args = [-1, "day", 0, 0, 60, subject, "sol", 3600, 1000]
-    evalsha = await rate(lambda: consume(keys=[keys.counter(subject), keys.USAGE_LOG, ""], args=args))
+    evalsha = await rate(lambda: consume(keys=[keys.counter(subject), keys.usage_log(subject)], args=args))
     await redis.aclose()
     return ping, evalsha
 

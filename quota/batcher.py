@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 MAX_BATCH = 256
@@ -19,8 +20,9 @@ MAX_IN_FLIGHT = 2
 
 
 class ScriptBatcher:
-    def __init__(self, redis: Redis, source: str) -> None:
+    def __init__(self, redis: Redis | RedisCluster, source: str) -> None:
         self.redis = redis
+        self.cluster = isinstance(redis, RedisCluster)
         self.source = source
         self.sha: str | None = None
         self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
@@ -77,11 +79,10 @@ class ScriptBatcher:
                 future.set_result(result)
 
     async def _run(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> list[Any]:
-        if len(batch) == 1:
-            try:
-                return [await self.redis.evalsha(self.sha, *batch[0][0])]  # type: ignore[arg-type,misc]
-            except NoScriptError as exc:
-                return [exc]
+        if len(batch) == 1 or self.cluster:
+            # redis-py refuses EVALSHA in cluster pipelines: there each call goes to its own slot's node.
+            calls: list[Any] = [self.redis.evalsha(self.sha, *call) for call, _ in batch]  # type: ignore[arg-type]
+            return list(await asyncio.gather(*calls, return_exceptions=True))
         async with self.redis.pipeline(transaction=False) as pipe:
             for call, _ in batch:
                 pipe.evalsha(self.sha, *call)  # type: ignore[arg-type]

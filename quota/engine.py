@@ -64,7 +64,9 @@ class QuotaEngine:
         check_only: bool = False,
         idempotency_key: str | None = None,
     ) -> Decision:
-        idem = keys.idempotency(subject, idempotency_key) if idempotency_key else ""
+        script_keys = [keys.counter(subject), keys.usage_log(subject)]
+        if idempotency_key:
+            script_keys.append(keys.idempotency(subject, idempotency_key))
         args = [
             limit,
             window,
@@ -76,7 +78,6 @@ class QuotaEngine:
             DAY_COUNTER_TTL_S if window == "day" else TOTAL_COUNTER_TTL_S,
             LOG_MAXLEN,
         ]
-        script_keys = [keys.counter(subject), keys.USAGE_LOG, idem]
         try:
             for _ in range(2):
                 status, used, limit_out, period, reset_in = await self._consume(keys=script_keys, args=args)
@@ -98,7 +99,7 @@ class QuotaEngine:
 
     async def refund(self, subject: str, solution_id: str, period: str, search_id: str) -> bool:
         refunded = await self._scripts["refund"](
-            keys=[keys.counter(subject), keys.USAGE_LOG, keys.refund_marker(subject, search_id)],
+            keys=[keys.counter(subject), keys.usage_log(subject), keys.refund_marker(subject, search_id)],
             args=[period, subject, solution_id, 3 * 24 * 3600, LOG_MAXLEN],
         )
         return bool(refunded)

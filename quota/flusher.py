@@ -39,28 +39,35 @@ class Flusher:
         self.store = store
         self.engine = engine
 
-    async def flush_usage(self) -> int:
-        """One batch of the usage log into DynamoDB; returns how many entries were written."""
-        entries = await self.redis.xrange(keys.USAGE_LOG, "-", "+", count=BATCH)
-        if not entries:
+    async def flush_usage(self) -> tuple[int, bool]:
+        """One batch from every shard of the usage log into DynamoDB. Returns how many entries were
+        written, and whether some shard had more waiting."""
+        logs = keys.usage_logs()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in logs:
+                pipe.xrange(key, "-", "+", count=BATCH)
+            per_shard = await pipe.execute()
+        read = [(key, entries) for key, entries in zip(logs, per_shard, strict=True) if entries]
+        if not read:
             await self.redis.set(LAG_KEY, 0)
-            return 0
+            return 0, False
         latest: dict[tuple[str, str], tuple[str, int, int]] = {}
-        for _, fields in entries:
-            f = {_text(k): _text(v) for k, v in fields.items()}
-            key = (f["subject"], f["period"])
-            _, consumed, refunded = latest.get(key, (f["solution"], 0, 0))
-            latest[key] = (
-                f["solution"],
-                max(consumed, int(f["consumed"])),
-                max(refunded, int(f["refunded"])),
-            )
+        for _, entries in read:
+            for _, fields in entries:
+                f = {_text(k): _text(v) for k, v in fields.items()}
+                entry = (f["subject"], f["period"])
+                _, consumed, refunded = latest.get(entry, (f["solution"], 0, 0))
+                latest[entry] = (f["solution"], max(consumed, int(f["consumed"])), max(refunded, int(f["refunded"])))
         for (subject, period), (solution, consumed, refunded) in latest.items():
             await self.store.merge_max(subject, solution, period, consumed, refunded)
-        oldest_ms = int(_text(entries[0][0]).split("-")[0])
-        await self.redis.set(LAG_KEY, max(0, int(time.time() * 1000) - oldest_ms))
-        await self.redis.xdel(keys.USAGE_LOG, *[entry_id for entry_id, _ in entries])
-        return len(entries)
+        oldest_ms = min(int(_text(entries[0][0]).split("-")[0]) for _, entries in read)
+        # Only now that DynamoDB holds the counts may the log forget them.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(LAG_KEY, max(0, int(time.time() * 1000) - oldest_ms))
+            for key, entries in read:
+                pipe.xdel(key, *[entry_id for entry_id, _ in entries])
+            await pipe.execute()
+        return sum(len(entries) for _, entries in read), any(len(entries) == BATCH for _, entries in read)
 
     async def apply_refunds(self) -> int:
         entries = await self.redis.xrange(keys.REFUNDS, "-", "+", count=BATCH)
@@ -81,9 +88,9 @@ class Flusher:
     async def run_once(self) -> int:
         written = await self.apply_refunds()
         while True:
-            n = await self.flush_usage()
+            n, more = await self.flush_usage()
             written += n
-            if n < BATCH:
+            if not more:
                 return written
 
 

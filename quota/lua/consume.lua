@@ -1,5 +1,5 @@
 -- Check a subject's quota and, unless check_only, count one use; a refused call counts nothing.
--- KEYS[1] counter hash {day, consumed, refunded}   KEYS[2] usage log stream   KEYS[3] idempotency key or ''
+-- KEYS[1] counter hash {period, consumed, refunded}   KEYS[2] usage log shard   KEYS[3] idempotency key (optional)
 -- ARGV: limit (-1 = unlimited), window ('day'|'total'), utc_offset_s, check_only (0|1),
 --       idempotency_ttl_s, subject, solution_id, counter_ttl_s, log_maxlen
 -- Returns {status, used, limit, period, reset_in_s}: status 1 admitted, 0 refused, -2 needs seeding.
@@ -26,7 +26,7 @@ if ARGV[2] == 'day' then
   period = string.format('%04d-%02d-%02d', y, m, d)
 end
 
-if KEYS[3] ~= '' then
+if KEYS[3] then
   local previous = redis.call('GET', KEYS[3])
   if previous then
     local r = cjson.decode(previous)
@@ -59,7 +59,7 @@ end
 if tonumber(ARGV[8]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[8])
 end
-if KEYS[3] ~= '' and ARGV[4] ~= '1' then
+if KEYS[3] and ARGV[4] ~= '1' then
   redis.call('SET', KEYS[3], cjson.encode({status, used, limit, period}), 'EX', ARGV[5])
 end
 return {status, used, limit, period, reset_in}

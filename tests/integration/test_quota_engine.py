@@ -68,7 +68,7 @@ async def test_day_boundary_in_asia_kolkata(clean: None, redis: Redis, store: Us
 
     async def period_at(offset: int) -> tuple[str, int]:
         _, _, _, period, reset = await script(
-            keys=[keys.counter("u:t3b:sol"), keys.USAGE_LOG, ""],
+            keys=[keys.counter("u:t3b:sol"), keys.usage_log("u:t3b:sol")],
             args=[10, "day", offset, 1, 60, "u:t3b:sol", "sol", 60, 100],
         )
         return period.decode(), int(reset)
@@ -127,9 +127,17 @@ async def test_200_concurrent_validates_from_four_processes_allow_exactly_ten(
     assert statuses.count(200) == 10 and statuses.count(429) == 190
 
 
+async def unflushed(redis: Redis) -> int:
+    """Entries still waiting in the usage log, over all its shards."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys.usage_logs():
+            pipe.xlen(key)
+        return sum(await pipe.execute())
+
+
 async def _wait_flushed(redis: Redis, timeout_s: float = 15) -> None:
     deadline = time.monotonic() + timeout_s
-    while await redis.xlen(keys.USAGE_LOG):
+    while await unflushed(redis):
         assert time.monotonic() < deadline, "the flusher did not drain the usage log"
         await asyncio.sleep(0.1)
 

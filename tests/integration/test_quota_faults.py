@@ -14,10 +14,9 @@ from redis.asyncio import Redis
 
 from core.dynamo import create_dynamodb_client, to_item
 from core.localservers import free_port, start_valkey, stop, wait_for_port
-from quota import keys
 from tests.conftest import ROOT, Stack
 from tests.integration.test_accounts_tokens import register, token_for
-from tests.integration.test_quota_engine import _validate_burst
+from tests.integration.test_quota_engine import _validate_burst, unflushed
 
 BODY = {"solution_id": "aws-solution-finder"}
 
@@ -63,7 +62,7 @@ async def test_redis_restart_gives_503_then_recovers_and_rebuilds_from_dynamodb(
                 r = await http.post("/api/validate-solution-token", json={**BODY, "token": token})
                 assert r.json()["quota"]["daily_used"] == n
             deadline = time.monotonic() + 15
-            while await redis.xlen(keys.USAGE_LOG):
+            while await unflushed(redis):
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.1)
 
