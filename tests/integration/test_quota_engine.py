@@ -12,12 +12,15 @@ from concurrent.futures import ProcessPoolExecutor
 from zoneinfo import ZoneInfo
 
 import httpx
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from core.dynamo import create_dynamodb_client
+from core.localservers import free_port
 from quota import keys
 from quota.engine import LUA_DIR, QuotaEngine
+from quota.flusher import Flusher
 from quota.store import UsageStore
 from tests.conftest import Stack
 from tests.integration.test_accounts_tokens import register, token_for
@@ -209,3 +212,39 @@ async def test_batched_consumes_stay_atomic_and_survive_a_script_flush(
     await redis.script_flush()  # as after a Redis restart: the cached SHA is unknown to the server
     after = await engine.consume("u:batch2:sol", "sol", limit=3, window="day")
     assert after.allowed and after.used == 1
+
+
+async def test_redis_loss_forgets_only_what_was_not_flushed(
+    clean: None, stack: Stack, redis: Redis, store: UsageStore
+) -> None:
+    engine = engine_for(redis, store)
+    subject = f"u:loss-{time.time_ns()}:sol"
+    for _ in range(3):
+        decision = await engine.consume(subject, "sol", limit=10, window="day")
+    flusher = Flusher(redis, store, engine)
+    await flusher.run_once()
+    for _ in range(2):  # admitted after the last flush, then Redis loses everything
+        await engine.consume(subject, "sol", limit=10, window="day")
+    await redis.flushall()
+    rebuilt = await engine.consume(subject, "sol", limit=10, window="day", check_only=True)
+    assert rebuilt.used == 3  # exactly the unflushed two are lost, as docs/quota.md says
+    assert await store.get(subject, decision.period) == (3, 0)
+
+
+async def test_dynamodb_down_keeps_the_log_until_it_is_back(
+    clean: None, stack: Stack, redis: Redis, store: UsageStore
+) -> None:
+    engine = engine_for(redis, store)
+    subject = f"u:ddb-down-{time.time_ns()}:sol"
+    for _ in range(4):
+        decision = await engine.consume(subject, "sol", limit=3, window="day")
+    assert not decision.allowed  # still enforced from Redis
+    settings = msgspec.structs.replace(stack.settings, dynamodb_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    async with create_dynamodb_client(settings) as dead:
+        broken = Flusher(redis, UsageStore(dead, settings.table("usage")), engine)
+        with pytest.raises(Exception):  # noqa: B017  (botocore's connection error)
+            await broken.run_once()
+    assert await unflushed(redis) == 3
+    await Flusher(redis, store, engine).run_once()  # DynamoDB is back
+    assert await unflushed(redis) == 0
+    assert await store.get(subject, decision.period) == (3, 0)

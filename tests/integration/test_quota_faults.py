@@ -169,3 +169,18 @@ async def test_old_format_entitlement_validates_and_migration_keeps_its_usage(
     await redis.flushall()
     after = await client.post("/api/validate-solution-token", json={**BODY, "token": token})
     assert after.status_code == 200 and after.json()["quota"]["daily_used"] == 5
+
+
+async def test_clearing_cookies_does_not_escape_the_per_ip_ceiling(client: httpx.AsyncClient, stack: Stack) -> None:
+    base = start_gateway(stack, "gateway-ip", {"ANONYMOUS_IP_DAILY_LIMIT": "4"})
+    try:
+        statuses = []
+        for _ in range(6):  # a fresh client each time: no cookie carried over
+            async with httpx.AsyncClient(base_url=base, timeout=30) as fresh:
+                r = await fresh.post("/api/searches", json={"query": "serverless api"})
+                statuses.append(r.status_code)
+                if r.status_code == 429:
+                    assert r.json()["reason"] == "anonymous_limit_exceeded"
+        assert statuses == [202, 202, 202, 202, 429, 429]
+    finally:
+        stack.stop("gateway-ip")
