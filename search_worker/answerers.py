@@ -153,14 +153,14 @@ class BedrockAnswerer:
         kwargs: dict[str, Any] = {
             "region_name": self.settings.aws_region,
             # We retry throttling ourselves, and only while nothing has been streamed.
-            "config": Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=60),
+            "config": Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=60),
         }
         if self.settings.bedrock_endpoint_url:
             kwargs["endpoint_url"] = self.settings.bedrock_endpoint_url
         return aioboto3.Session().client("bedrock-runtime", **kwargs)
 
     async def stream(self, query: str, sources: list[SourceItem], usage: AnswerUsage) -> AsyncIterator[str]:
-        from botocore.exceptions import ClientError, EventStreamError
+        from botocore.exceptions import BotoCoreError, ClientError, EventStreamError
 
         system, user = build_prompt(query, sources)
         request = {
@@ -209,6 +209,8 @@ class BedrockAnswerer:
                 if throttled:
                     raise ThrottledError(f"Bedrock throttled the request: {code}") from exc
                 raise AnswerError(f"Bedrock failed: {code or type(exc).__name__}") from exc
+            except (BotoCoreError, OSError, TimeoutError) as exc:  # connection lost, a frame cut short, ...
+                raise AnswerError(f"Bedrock's stream broke: {type(exc).__name__}") from exc
 
 
 class OpenAIAnswerer:
