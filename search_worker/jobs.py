@@ -140,6 +140,6 @@ async def run_search(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
 
 
 async def _fail(redis: Redis, writer: EventWriter, job: SearchJob, reason: str, message: str) -> None:
-    # The refund is queued before the client hears of the failure, so a retry right away is not charged twice.
+    # Queue the refund before the client hears of the failure, so it is on its way when the client retries.
     await request_refund(redis, job, reason)
     await writer.emit("error", ErrorEvent(reason=reason, error=message))
