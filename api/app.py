@@ -20,11 +20,12 @@ from litestar.static_files import create_static_files_router
 from redis.asyncio import ConnectionPool
 
 from api.errors import EXCEPTION_HANDLERS
-from api.routes import accounts, health, pages, search, validate
+from api.routes import accounts, health, marketplace, pages, search, validate
 from api.state import Services
 from core.dynamo import create_dynamodb_client
 from core.settings import Settings, load_settings
 from core.streams import QUEUE_NAME
+from marketplace.cognito import CognitoVerifier
 from marketplace.sessions import IpHasher
 from marketplace.tokens import TokenDirectory
 from quota.engine import QuotaEngine
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 http=http,
                 tokens=TokenDirectory(redis, dynamodb, settings),
                 ip_hasher=IpHasher(redis),
+                cognito=CognitoVerifier(settings, http),
             )
             app.state.services = services
             # Start-up leaves a large, long-lived heap (botocore's service models above all). Freezing it
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *health.ROUTES,
             *search.ROUTES,
             *accounts.ROUTES,
+            *marketplace.ROUTES,
             validate.validate_token,
             *pages.ROUTES,
             create_static_files_router(path="/static", directories=[FRONTEND], include_in_schema=False),

@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from core.settings import Settings
+from marketplace.cognito import CognitoVerifier
 from marketplace.sessions import IpHasher
 from marketplace.tokens import TokenDirectory
 from quota.engine import QuotaEngine
@@ -25,3 +26,4 @@ class Services:
     http: httpx.AsyncClient
     tokens: TokenDirectory
     ip_hasher: IpHasher
+    cognito: CognitoVerifier

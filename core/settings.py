@@ -63,6 +63,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pro_price_paise: Annotated[int, Meta(ge=100)] = 49900
     pro_period_days: Annotated[int, Meta(ge=1)] = 30
 
+    auth_provider: Literal["session", "cognito"] = "session"
+    cognito_jwks_url: str = ""
+    cognito_issuer: str = ""
+    cognito_audience: str = ""
+
     dev_mailbox: bool = False
     mail_dir: str = "var/mail"
     trust_cloudfront_headers: bool = False

@@ -1,14 +1,18 @@
-"""The marketplace's solution catalog (`solutions` table): what is sold, its tier limits and price."""
+"""The marketplace's solution catalog (`solutions` table): what is sold, by whom, its tier limits and price."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
-from core.dynamo import from_item, to_item
+from core.dynamo import from_item, to_item, values
+from core.errors import ConflictError, ForbiddenError, NotFoundError
 from core.settings import Settings
+
+SolutionId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 
 
 class Solution(msgspec.Struct):
@@ -22,6 +26,25 @@ class Solution(msgspec.Struct):
     price_paise: int
     status: str = "active"
     updated_at: int = 0
+
+
+class SolutionInput(msgspec.Struct, forbid_unknown_fields=True):
+    solution_id: SolutionId
+    name: Annotated[str, Meta(min_length=1, max_length=120)]
+    description: Annotated[str, Meta(min_length=1, max_length=4000)]
+    anonymous_limit: Annotated[int, Meta(ge=0, le=1000)] = 3
+    registered_daily_limit: Annotated[int, Meta(ge=0, le=100_000)] = 10
+    pro_daily_limit: Annotated[int, Meta(ge=-1, le=1_000_000)] = -1
+    price_paise: Annotated[int, Meta(ge=100, le=100_000_000)] = 49900
+
+
+class SolutionUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=120)] | None = None
+    description: Annotated[str, Meta(min_length=1, max_length=4000)] | None = None
+    anonymous_limit: Annotated[int, Meta(ge=0, le=1000)] | None = None
+    registered_daily_limit: Annotated[int, Meta(ge=0, le=100_000)] | None = None
+    pro_daily_limit: Annotated[int, Meta(ge=-1, le=1_000_000)] | None = None
+    price_paise: Annotated[int, Meta(ge=100, le=100_000_000)] | None = None
 
 
 def default_solution(settings: Settings) -> Solution:
@@ -42,9 +65,7 @@ async def seed_solutions(client: Any, settings: Settings) -> None:
     item = to_item(msgspec.to_builtins(default_solution(settings)))
     try:
         await client.put_item(
-            TableName=settings.table("solutions"),
-            Item=item,
-            ConditionExpression="attribute_not_exists(solution_id)",
+            TableName=settings.table("solutions"), Item=item, ConditionExpression="attribute_not_exists(solution_id)"
         )
     except client.exceptions.ConditionalCheckFailedException:
         pass
@@ -55,3 +76,51 @@ async def get_solution(client: Any, settings: Settings, solution_id: str) -> Sol
     if "Item" not in response:
         return None
     return msgspec.convert(from_item(response["Item"]), Solution)
+
+
+class CatalogStore:
+    def __init__(self, client: Any, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.table = settings.table("solutions")
+
+    async def active(self) -> list[Solution]:
+        response = await self.client.query(
+            TableName=self.table,
+            IndexName="status-index",
+            KeyConditionExpression="#s = :a",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values(a="active"),
+        )
+        return [msgspec.convert(from_item(i), Solution) for i in response.get("Items", [])]
+
+    async def get(self, solution_id: str) -> Solution:
+        solution = await get_solution(self.client, self.settings, solution_id)
+        if solution is None:
+            raise NotFoundError("No such solution.", reason="unknown_solution")
+        return solution
+
+    async def create(self, data: SolutionInput, owner_partner: str) -> Solution:
+        solution = Solution(owner_partner=owner_partner, updated_at=int(time.time()), **msgspec.structs.asdict(data))
+        try:
+            await self.client.put_item(
+                TableName=self.table,
+                Item=to_item(msgspec.to_builtins(solution)),
+                ConditionExpression="attribute_not_exists(solution_id)",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            raise ConflictError("A solution with that id exists.", reason="solution_exists") from exc
+        return solution
+
+    async def update(
+        self, solution_id: str, data: SolutionUpdate, *, editor: str, is_admin: bool, status: str | None = None
+    ) -> Solution:
+        current = await self.get(solution_id)
+        if not is_admin and current.owner_partner != editor:
+            raise ForbiddenError("Only the owning partner or an admin may change this solution.", reason="not_owner")
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        if status:
+            changes["status"] = status
+        updated = msgspec.structs.replace(current, **changes, updated_at=int(time.time()))
+        await self.client.put_item(TableName=self.table, Item=to_item(msgspec.to_builtins(updated)))
+        return updated

@@ -12,7 +12,7 @@ def table_specs(settings: Settings) -> list[TableSpec]:
         TableSpec(t("users"), "pk"),
         TableSpec(t("user-solution-entitlements"), "pk", "sk"),
         TableSpec(t("sessions"), "pk", ttl_attribute="expires_at"),
-        TableSpec(t("solutions"), "solution_id"),
+        TableSpec(t("solutions"), "solution_id", indexes=(("status-index", "status", "solution_id"),)),
         TableSpec(
             t("payment-transactions"),
             "merchant_order_id",

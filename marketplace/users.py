@@ -203,6 +203,28 @@ class UserStore:
         )
         return _user(data), code
 
+    async def from_identity_provider(self, email: str, verified: bool) -> User:
+        """The account for an email an identity provider vouches for, created on first sight."""
+        data = await self.by_email(email)
+        if data is None:
+            try:
+                user, _ = await self.create(email, secrets.token_urlsafe(32), "")  # a password nobody knows
+            except ConflictError:
+                data = await self.by_email(email)
+                assert data is not None
+                return _user(data)
+            data = await self.raw(user.user_id)
+            assert data is not None
+        if verified and not data.get("verified"):
+            await self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": data["pk"]}},
+                UpdateExpression="SET verified = :t",
+                ExpressionAttributeValues=values(t=True),
+            )
+            data["verified"] = True
+        return _user(data)
+
     async def set_role(self, email: str, role: str) -> User | None:
         data = await self.by_email(email)
         if data is None:

@@ -159,16 +159,33 @@ def _location(request: Request[Any, Any, Any], services: Services) -> dict[str, 
 
 
 async def session_user(request: Request[Any, Any, Any], services: Services, *, csrf: bool) -> User:
-    """The signed-in user; state-changing calls also need the CSRF header."""
+    """The signed-in user: from the session cookie (state-changing calls also need the CSRF header), or,
+    with AUTH_PROVIDER=cognito, from a Cognito JWT in `Authorization: Bearer` (no CSRF: not a cookie)."""
+    users = UserStore(services.dynamodb, services.redis, services.settings)
+    if services.settings.auth_provider == "cognito":
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise UnauthorizedError("Send a Cognito token as 'Authorization: Bearer <jwt>'.", reason="unauthenticated")
+        claims = await services.cognito.verify(token.strip())
+        return await users.from_identity_provider(
+            str(claims.get("email") or f"{claims['sub']}@cognito.invalid"), bool(claims.get("email_verified", False))
+        )
     session_id = request.cookies.get(session_cookie_name(services), "")
     user_id = await SessionStore(services.dynamodb, services.redis, services.settings).user_for(session_id)
     if user_id is None:
         raise UnauthorizedError("Sign in first.", reason="unauthenticated")
     if csrf:
         require_csrf(request)
-    user = await UserStore(services.dynamodb, services.redis, services.settings).get(user_id)
+    user = await users.get(user_id)
     if user is None:
         raise UnauthorizedError("Sign in first.", reason="unauthenticated")
+    return user
+
+
+async def admin_user(request: Request[Any, Any, Any], services: Services, *, csrf: bool) -> User:
+    user = await session_user(request, services, csrf=csrf)
+    if user.role != "admin":
+        raise ForbiddenError("Admins only.", reason="admin_only")
     return user
 
 

@@ -1,0 +1,131 @@
+"""The catalog (public list and detail; admins and partners manage solutions) and partner applications."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get, post, put
+from msgspec import Meta
+
+from api.routes.accounts import admin_user, session_user
+from api.state import Services
+from core.errors import ForbiddenError
+from marketplace.catalog import CatalogStore, Solution, SolutionInput, SolutionUpdate
+from marketplace.partners import Application, PartnerStore
+from marketplace.users import UserStore
+
+
+class ApplicationInput(msgspec.Struct, forbid_unknown_fields=True):
+    company: Annotated[str, Meta(min_length=2, max_length=120)]
+    website: Annotated[str, Meta(pattern=r"^https?://[^\s/$.?#].[^\s]{0,200}$")]
+    description: Annotated[str, Meta(min_length=20, max_length=4000)]
+
+
+class Rejection(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, Meta(min_length=3, max_length=1000)]
+
+
+@get("/api/solutions", summary="The public catalog: active solutions")
+async def list_solutions(services: Services) -> list[Solution]:
+    return sorted(await CatalogStore(services.dynamodb, services.settings).active(), key=lambda s: s.name)
+
+
+@get("/api/solutions/{solution_id:str}", summary="One solution")
+async def solution_detail(solution_id: str, services: Services) -> Solution:
+    return await CatalogStore(services.dynamodb, services.settings).get(solution_id[:64])
+
+
+@post("/api/admin/solutions", status_code=201, summary="Create a solution (admins, or approved partners)")
+async def create_solution(data: SolutionInput, request: Request[Any, Any, Any], services: Services) -> Solution:
+    user = await session_user(request, services, csrf=True)
+    if user.role not in ("admin", "partner"):
+        raise ForbiddenError("Only admins and approved partners may list solutions.", reason="partners_only")
+    return await CatalogStore(services.dynamodb, services.settings).create(data, owner_partner=user.user_id)
+
+
+@put("/api/admin/solutions/{solution_id:str}", summary="Update a solution (admins, or its partner)")
+async def update_solution(
+    solution_id: str, data: SolutionUpdate, request: Request[Any, Any, Any], services: Services
+) -> Solution:
+    user = await session_user(request, services, csrf=True)
+    return await CatalogStore(services.dynamodb, services.settings).update(
+        solution_id[:64], data, editor=user.user_id, is_admin=user.role == "admin"
+    )
+
+
+@post("/api/admin/solutions/{solution_id:str}/retire", status_code=200, summary="Retire a solution (admins)")
+async def retire_solution(solution_id: str, request: Request[Any, Any, Any], services: Services) -> Solution:
+    user = await admin_user(request, services, csrf=True)
+    return await CatalogStore(services.dynamodb, services.settings).update(
+        solution_id[:64], SolutionUpdate(), editor=user.user_id, is_admin=True, status="retired"
+    )
+
+
+@post("/api/partners/applications", status_code=201, summary="Apply to become a partner")
+async def apply(data: ApplicationInput, request: Request[Any, Any, Any], services: Services) -> Application:
+    user = await session_user(request, services, csrf=True)
+    return await PartnerStore(services.dynamodb, services.settings).apply(
+        user.user_id, user.email, data.company.strip(), data.website, data.description.strip()
+    )
+
+
+@get("/api/partners/applications", summary="Your own applications and their status")
+async def my_applications(request: Request[Any, Any, Any], services: Services) -> list[Application]:
+    user = await session_user(request, services, csrf=False)
+    return await PartnerStore(services.dynamodb, services.settings).for_user(user.user_id)
+
+
+@get("/api/admin/partner-applications", summary="Applications by status (admins)")
+async def review_applications(
+    request: Request[Any, Any, Any],
+    services: Services,
+    status: Annotated[str, Meta(pattern="^(pending|approved|rejected)$")] = "pending",
+) -> list[Application]:
+    await admin_user(request, services, csrf=False)
+    return await PartnerStore(services.dynamodb, services.settings).by_status(status)
+
+
+@post(
+    "/api/admin/partner-applications/{application_id:str}/approve",
+    status_code=200,
+    summary="Approve: the applicant becomes a partner",
+)
+async def approve(application_id: str, request: Request[Any, Any, Any], services: Services) -> Application:
+    admin = await admin_user(request, services, csrf=True)
+    application = await PartnerStore(services.dynamodb, services.settings).decide(
+        application_id[:64], "approved", admin.user_id
+    )
+    users = UserStore(services.dynamodb, services.redis, services.settings)
+    applicant = await users.get(application.user_id)
+    if applicant is not None and applicant.role == "user":  # never demote an admin
+        await users.set_role(applicant.email, "partner")
+    return application
+
+
+@post(
+    "/api/admin/partner-applications/{application_id:str}/reject",
+    status_code=200,
+    summary="Reject with a reason the applicant sees",
+)
+async def reject(
+    application_id: str, data: Rejection, request: Request[Any, Any, Any], services: Services
+) -> Application:
+    admin = await admin_user(request, services, csrf=True)
+    return await PartnerStore(services.dynamodb, services.settings).decide(
+        application_id[:64], "rejected", admin.user_id, data.reason
+    )
+
+
+ROUTES = [
+    list_solutions,
+    solution_detail,
+    create_solution,
+    update_solution,
+    retire_solution,
+    apply,
+    my_applications,
+    review_applications,
+    approve,
+    reject,
+]
