@@ -89,6 +89,7 @@ class TokenDirectory:
         self.entitlements = EntitlementStore(dynamodb, settings)
         self._local: dict[tuple[str, str], tuple[float, Grant]] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[Grant]] = {}
+        self._last_used_ms: dict[str, int] = {}
 
     async def resolve(self, token: str, solution_id: str) -> Grant:
         if not well_formed(token):
@@ -96,6 +97,7 @@ class TokenDirectory:
         token_hash = hash_token(token)
         cached = self._local.get((token_hash, solution_id))
         if cached and cached[0] > time.monotonic():
+            self._last_used_ms[token_hash] = int(time.time() * 1000)
             return cached[1]
         # One lookup per token at a time: when the short local entry expires under load, the other
         # callers wait for that lookup instead of all asking Redis at once.
@@ -114,6 +116,7 @@ class TokenDirectory:
         finally:
             del self._loading[key]
         future.set_result(grant)
+        self._last_used_ms[token_hash] = int(time.time() * 1000)
         return grant
 
     async def _lookup(self, token_hash: str, solution_id: str) -> Grant:
@@ -161,6 +164,24 @@ class TokenDirectory:
             "status": item["status"]["S"],
             "expires_at": int(item["expires_at"]["N"]) if "expires_at" in item else None,
         }
+
+    async def write_last_used(self) -> int:
+        """Write the last-use times gathered since the previous call (kept off the validate path)."""
+        pending, self._last_used_ms = self._last_used_ms, {}
+        for token_hash, used_ms in pending.items():
+            try:
+                await self.dynamodb.update_item(
+                    TableName=self.table,
+                    Key={"token_hash": {"S": token_hash}},
+                    UpdateExpression="SET last_used_at = :t",
+                    ConditionExpression=(
+                        "attribute_exists(token_hash) AND (attribute_not_exists(last_used_at) OR last_used_at < :t)"
+                    ),
+                    ExpressionAttributeValues={":t": {"N": str(used_ms)}},
+                )
+            except self.dynamodb.exceptions.ConditionalCheckFailedException:
+                pass
+        return len(pending)
 
     async def forget(self, token_hash: str) -> None:
         await self.cache.delete(token_cache_key(token_hash))

@@ -304,14 +304,17 @@ async def generate_token(data: GenerateRequest, request: Request[Any, Any, Any],
 
         if await get_solution(services.dynamodb, services.settings, data.solution_id) is None:
             raise NotFoundError("No such solution.", reason="unknown_solution")
+    return await _issue_token(services, user, data.solution_id)
+
+
+async def _issue_token(services: Services, user: User, solution_id: str) -> GeneratedToken:
+    """A new token for the user and solution (made entitled if needed); the oldest goes beyond two active."""
     entitlement = await EntitlementStore(services.dynamodb, services.settings).ensure(
-        user.user_id, data.solution_id, services.redis
+        user.user_id, solution_id, services.redis
     )
     table = services.settings.table("tokens")
     active = [
-        t
-        for t in await _list_tokens(services, user.user_id)
-        if t.solution_id == data.solution_id and t.status == "active"
+        t for t in await _list_tokens(services, user.user_id) if t.solution_id == solution_id and t.status == "active"
     ]
     for old in sorted(active, key=lambda t: t.created_at_ms)[: max(0, len(active) - MAX_ACTIVE_PER_SOLUTION + 1)]:
         await _revoke(services, old.token_id, user.user_id)
@@ -324,17 +327,17 @@ async def generate_token(data: GenerateRequest, request: Request[Any, Any, Any],
                 "token_hash": hash_token(token),
                 "user_id": user.user_id,
                 "email": user.email,
-                "solution_id": data.solution_id,
+                "solution_id": solution_id,
                 "status": "active",
                 "created_at": str(now),
                 "prefix": display_prefix(token),
             }
         ),
     )
-    quota = await _quota_info(services, user.user_id, data.solution_id, entitlement.tier, entitlement.daily_limit)
+    quota = await _quota_info(services, user.user_id, solution_id, entitlement.tier, entitlement.daily_limit)
     return GeneratedToken(
         token=token,
-        solution_id=data.solution_id,
+        solution_id=solution_id,
         access_tier=entitlement.tier,
         quota=quota,
         token_prefix=display_prefix(token),
@@ -385,6 +388,16 @@ async def _revoke(services: Services, token_id: str, user_id: str) -> bool:
         )
         await services.tokens.forget(token_hash)
     return bool(hashes)
+
+
+@post("/api/tokens/{token_id:str}/rotate", status_code=201, summary="Replace one of your tokens with a new one")
+async def rotate_token(token_id: str, request: Request[Any, Any, Any], services: Services) -> GeneratedToken:
+    user = await session_user(request, services, csrf=True)
+    current = [t for t in await _list_tokens(services, user.user_id) if t.token_id == token_id and t.status == "active"]
+    if not re.fullmatch(r"[0-9a-f]{16}", token_id) or not current:
+        raise NotFoundError("No such active token.")
+    await _revoke(services, token_id, user.user_id)
+    return await _issue_token(services, user, current[0].solution_id)
 
 
 @get("/api/tokens", summary="Your tokens: prefix, status, creation and last use")
@@ -440,5 +453,6 @@ ROUTES = [
     generate_token,
     list_tokens,
     revoke_token,
+    rotate_token,
     mailbox_messages,
 ]

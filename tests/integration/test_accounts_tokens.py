@@ -207,3 +207,50 @@ async def test_at_most_two_active_tokens_per_solution(client: httpx.AsyncClient)
     oldest = await client.post("/api/validate-solution-token", json={**body, "token": tokens[0]})
     newest = await client.post("/api/validate-solution-token", json={**body, "token": tokens[2]})
     assert (oldest.status_code, newest.status_code) == (401, 200)
+
+
+async def test_rotate_replaces_a_token_and_last_use_is_recorded(client: httpx.AsyncClient) -> None:
+    _, headers = await register(client)
+    token = await token_for(client, headers)
+    assert (
+        await client.post("/api/validate-solution-token", json={"token": token, "solution_id": "aws-solution-finder"})
+    ).status_code == 200
+    listed = (await client.get("/api/tokens")).json()
+    assert listed[0]["last_used_at"] is None or listed[0]["last_used_at"] > 0
+    for _ in range(80):  # written behind every 5 s, off the validate path
+        listed = (await client.get("/api/tokens")).json()
+        if listed[0]["last_used_at"]:
+            break
+        await asyncio.sleep(0.1)
+    assert listed[0]["last_used_at"] > listed[0]["created_at_ms"]
+    rotated = await client.post(f"/api/tokens/{listed[0]['token_id']}/rotate", headers=headers)
+    assert rotated.status_code == 201, rotated.text
+    fresh = rotated.json()["token"]
+    assert fresh != token
+    old = await client.post("/api/validate-solution-token", json={"token": token, "solution_id": "aws-solution-finder"})
+    new = await client.post("/api/validate-solution-token", json={"token": fresh, "solution_id": "aws-solution-finder"})
+    assert (old.status_code, new.status_code) == (401, 200)
+    assert (await client.post("/api/tokens/0123456789abcdef/rotate", headers=headers)).status_code == 404
+
+
+async def test_password_is_rehashed_on_login_when_parameters_change(client: httpx.AsyncClient, stack: Stack) -> None:
+    from argon2 import PasswordHasher
+
+    from core.dynamo import create_dynamodb_client
+
+    email, headers = await register(client)
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("correct horse 1")
+    table = stack.settings.table("users")
+    async with create_dynamodb_client(stack.settings) as dynamodb:
+        pointer = await dynamodb.get_item(TableName=table, Key={"pk": {"S": f"email#{email}"}})
+        pk = f"user#{pointer['Item']['user_id']['S']}"
+        await dynamodb.update_item(
+            TableName=table,
+            Key={"pk": {"S": pk}},
+            UpdateExpression="SET password_hash = :h",
+            ExpressionAttributeValues={":h": {"S": weak}},
+        )
+        ok = await client.post("/api/auth/login", json={"email": email, "password": "correct horse 1"}, headers=headers)
+        assert ok.status_code == 200
+        stored = (await dynamodb.get_item(TableName=table, Key={"pk": {"S": pk}}))["Item"]["password_hash"]["S"]
+    assert stored.startswith("$argon2id$") and "m=19456,t=2,p=1" in stored
