@@ -21,7 +21,7 @@ from litestar.static_files import create_static_files_router
 from redis.asyncio import ConnectionPool
 
 from api.errors import EXCEPTION_HANDLERS
-from api.routes import accounts, health, marketplace, pages, search, validate
+from api.routes import accounts, health, marketplace, pages, payments, search, validate
 from api.state import Services
 from core.dynamo import create_dynamodb_client
 from core.settings import Settings, load_settings
@@ -29,6 +29,7 @@ from core.streams import QUEUE_NAME
 from marketplace.cognito import CognitoVerifier
 from marketplace.sessions import IpHasher
 from marketplace.tokens import TokenDirectory
+from payments.reconcile import Reconciler, create_phonepe
 from quota.engine import QuotaEngine
 from quota.store import UsageStore
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 tokens=TokenDirectory(redis, dynamodb, settings),
                 ip_hasher=IpHasher(redis),
                 cognito=CognitoVerifier(settings, http),
+                payments=Reconciler(settings, dynamodb, redis, create_phonepe(settings, http)),
             )
             app.state.services = services
             # Start-up leaves a large, long-lived heap (botocore's service models above all). Freezing it
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *search.ROUTES,
             *accounts.ROUTES,
             *marketplace.ROUTES,
+            *payments.ROUTES,
             validate.validate_token,
             *pages.ROUTES,
             create_static_files_router(path="/static", directories=[FRONTEND], include_in_schema=False),

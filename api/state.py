@@ -13,6 +13,7 @@ from core.settings import Settings
 from marketplace.cognito import CognitoVerifier
 from marketplace.sessions import IpHasher
 from marketplace.tokens import TokenDirectory
+from payments.reconcile import Reconciler
 from quota.engine import QuotaEngine
 
 
@@ -27,3 +28,4 @@ class Services:
     tokens: TokenDirectory
     ip_hasher: IpHasher
     cognito: CognitoVerifier
+    payments: Reconciler

@@ -35,8 +35,11 @@ def main() -> int:
     recall5 = hit5 = mrr10 = 0.0
     in_scope = oos = oos_rejected = in_scope_rejected = 0
     started = time.perf_counter()
+    latencies: list[float] = []
     for row in rows:
+        t = time.perf_counter()
         result = retriever.retrieve_sync(row["query"], k=10, mode=args.mode)
+        latencies.append((time.perf_counter() - t) * 1000)
         ids = [r.id for r in result.results]
         relevant = set(row["relevant"])
         if not relevant:
@@ -62,7 +65,12 @@ def main() -> int:
     print(f"hit@5     {hit5 / in_scope:.3f}")
     print(f"MRR@10    {mrr10 / in_scope:.3f}")
     print(f"out-of-scope rejected {oos_rejected}/{oos}; in-scope wrongly rejected {in_scope_rejected}/{in_scope}")
-    print(f"{elapsed / len(rows) * 1000:.1f} ms per query (embed + search)")
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(
+        f"embed + search: p50 {latencies[len(latencies) // 2]:.1f} ms, p99 {p99:.1f} ms "
+        f"({elapsed / len(rows) * 1000:.1f} ms mean over {len(rows)} queries)"
+    )
     return 0
 
 

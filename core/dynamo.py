@@ -18,8 +18,19 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def _decimals(value: Any) -> Any:
+    """DynamoDB numbers are decimals; floats go through their shortest repr so nothing is invented."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _decimals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimals(v) for v in value]
+    return value
+
+
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+    return {k: _serializer.serialize(_decimals(v)) for k, v in values.items() if v is not None}
 
 
 def _plain(value: Any) -> Any:
@@ -38,7 +49,7 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 def values(**named: Any) -> dict[str, Any]:
     """ExpressionAttributeValues from keyword arguments: values(v=1) -> {':v': {'N': '1'}}."""
-    return {f":{k}": _serializer.serialize(v) for k, v in named.items()}
+    return {f":{k}": _serializer.serialize(_decimals(v)) for k, v in named.items()}
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     phonepe_client_version: int = 1
     phonepe_webhook_username: str = "webhook-user"
     phonepe_webhook_password: str = "webhook-password"  # noqa: S105  (the local simulator)
+    simulator_host: str = "127.0.0.1"
     simulator_port: Annotated[int, Meta(ge=1, le=65535)] = 8010
+    simulator_public_url: str = ""
     pro_price_paise: Annotated[int, Meta(ge=100)] = 49900
     pro_period_days: Annotated[int, Meta(ge=1)] = 30
+    payment_poll_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0
+    payment_expire_after_s: Annotated[int, Meta(ge=60)] = 1200
 
     auth_provider: Literal["session", "cognito"] = "session"
     cognito_jwks_url: str = ""
@@ -91,3 +95,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     source = os.environ if env is None else env
     fields = {f.lower(): v for f, v in source.items() if f.lower() in Settings.__struct_fields__}
     return msgspec.convert(fields, Settings, strict=False)
+
+
+def env_example() -> str:
+    """The text of .env.example: every setting with its default (`python -m core.settings > .env.example`)."""
+    lines = [
+        "# Every setting, with its default. make up and the tests set REDIS_URL and DYNAMODB_ENDPOINT_URL themselves.",
+        "# DYNAMODB_ENDPOINT_URL empty = real AWS DynamoDB; BEDROCK_ENDPOINT_URL empty = real Bedrock.",
+        "# AUTH_PROVIDER=cognito takes Cognito User Pool JWTs (COGNITO_* name the pool's JWKS, issuer and app client).",
+    ]
+    defaults = Settings()
+    for name in Settings.__struct_fields__:
+        value = getattr(defaults, name)
+        text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        lines.append(f"{name.upper()}={text}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(env_example(), end="")

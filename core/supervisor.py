@@ -59,6 +59,8 @@ def main() -> int:
             children.append((name, subprocess.Popen([sys.executable, *args], env=env)))
 
         spawn("flusher", ["-m", "quota.flusher"])
+        spawn("phonepe-simulator", ["-m", "payments.simulator"])
+        spawn("payment-poller", ["-m", "payments.reconcile"])
         for n in range(settings.workers):
             spawn(f"worker-{n + 1}", ["-m", "search_worker.main"])
         spawn(

@@ -16,7 +16,11 @@ def table_specs(settings: Settings) -> list[TableSpec]:
         TableSpec(
             t("payment-transactions"),
             "merchant_order_id",
-            indexes=(("user-index", "user_id", "created_at"), ("state-index", "state", "created_at")),
+            indexes=(
+                ("user-index", "user_id", "created_at"),
+                ("state-index", "state", "created_at"),
+                ("refund-index", "refund_state", "created_at"),  # sparse: only orders with a refund
+            ),
         ),
         TableSpec(
             t("partner-applications"),

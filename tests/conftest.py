@@ -100,7 +100,7 @@ def _small_catalog(path: Path) -> None:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="sf-test-"))
-    redis_port, dynamodb_port, api_port = free_port(), free_port(), free_port()
+    redis_port, dynamodb_port, api_port, simulator_port = free_port(), free_port(), free_port(), free_port()
     valkey = start_valkey(redis_port, root / "redis", appendonly=False, log=root / "valkey.log")
     moto = start_moto(dynamodb_port, log=root / "moto.log")
     catalog = root / "catalog.jsonl"
@@ -120,6 +120,10 @@ def stack() -> Iterator[Stack]:
         "DEV_MAILBOX": "true",
         "MAIL_DIR": str(root / "mail"),
         "FLUSH_INTERVAL_S": "0.2",
+        "SIMULATOR_PORT": str(simulator_port),
+        "PHONEPE_BASE_URL": f"http://127.0.0.1:{simulator_port}",
+        "SIMULATOR_WEBHOOK_URL": f"http://127.0.0.1:{api_port}/api/payments/phonepe/webhook",
+        "PAYMENT_POLL_SCALE": "0.05",
         "PYTHONUNBUFFERED": "1",
     }
     stack = Stack(root, env)
@@ -132,6 +136,8 @@ def stack() -> Iterator[Stack]:
         stderr=subprocess.DEVNULL,
     )
     stack.start_worker()
+    simulator = stack.spawn("simulator", ["-m", "payments.simulator"])
+    wait_for_port(simulator_port, timeout_s=30, process=simulator)
     stack.start_gateway()
     try:
         yield stack

@@ -98,3 +98,30 @@ def test_env_example_lists_every_setting() -> None:
         if line and not line.startswith("#")
     }
     assert set(load_settings({}).__struct_fields__) <= listed
+
+
+def test_payment_poll_schedule_follows_phonepe() -> None:
+    from payments.reconcile import next_check_after
+
+    first = 22.0
+    times = [0.0]
+    while times[-1] < first + 30 + 60 + 60 + 60 + 180:
+        times.append(next_check_after(times[-1], first))
+    gaps = [round(b - a, 6) for a, b in zip(times[1:], times[2:], strict=False)]
+    assert times[1] == first
+    assert set(gaps[:10]) == {3} and set(gaps[10:20]) == {6} and set(gaps[20:26]) == {10}
+    assert set(gaps[26:28]) == {30} and set(gaps[29:]) == {60}
+    assert next_check_after(0.0, first, scale=0.05) == first * 0.05
+
+
+def test_webhook_authorization_is_sha256_of_username_and_password() -> None:
+    import hashlib
+
+    from payments.phonepe import verify_webhook_authorization, webhook_authorization
+
+    expected = hashlib.sha256(b"user:pass").hexdigest()
+    assert webhook_authorization("user", "pass") == expected
+    assert verify_webhook_authorization(expected, "user", "pass")
+    assert verify_webhook_authorization(f"SHA256 {expected.upper()}", "user", "pass")
+    assert not verify_webhook_authorization(expected, "user", "other")
+    assert not verify_webhook_authorization("", "user", "pass")

@@ -1,0 +1,205 @@
+"""Pro checkout through PhonePe, its verified webhook, the return page, receipts and admin refunds."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import time
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, get, post
+from msgspec import Meta
+
+from api.routes.accounts import admin_user, session_user
+from api.state import Services
+from core.errors import ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError
+from marketplace.catalog import CatalogStore, SolutionId
+from payments.checkout import Transaction, TransactionStore, new_merchant_order_id
+from payments.phonepe import PhonePeError, verify_webhook_authorization
+
+log = logging.getLogger("payments")
+ORDER_ID = r"^[A-Za-z0-9_-]{1,63}$"
+
+
+class CheckoutRequest(msgspec.Struct, forbid_unknown_fields=True):
+    plan: Literal["pro"]
+    solution_id: SolutionId
+
+
+class CheckoutCreated(msgspec.Struct):
+    merchant_order_id: str
+    redirect_url: str
+    amount_paise: int
+
+
+class PaymentView(msgspec.Struct):
+    merchant_order_id: str
+    state: str
+    amount_paise: int
+    solution_id: str
+    created_at_ms: int
+    pro_until: int
+    refund_state: str | None
+    flag: str
+
+
+class WebhookAck(msgspec.Struct):
+    status: str
+
+
+def view(txn: Transaction) -> PaymentView:
+    return PaymentView(
+        txn.merchant_order_id,
+        txn.state,
+        txn.amount_paise,
+        txn.solution_id,
+        int(txn.created_at),
+        txn.pro_until,
+        txn.refund_state,
+        txn.flag,
+    )
+
+
+@post("/api/payments/checkout", status_code=201, summary="Start a Pro purchase; returns PhonePe's payment URL")
+async def checkout(data: CheckoutRequest, request: Request[Any, Any, Any], services: Services) -> CheckoutCreated:
+    user = await session_user(request, services, csrf=True)
+    if not user.verified:
+        raise ForbiddenError("Verify your email address first.", reason="email_unverified")
+    solution = await CatalogStore(services.dynamodb, services.settings).get(data.solution_id)
+    if solution.status != "active":
+        raise NotFoundError("That solution is not for sale.", reason="unknown_solution")
+    settings = services.settings
+    now_ms = int(time.time() * 1000)
+    txn = Transaction(
+        merchant_order_id=new_merchant_order_id(),
+        user_id=user.user_id,
+        email=user.email,
+        solution_id=solution.solution_id,
+        amount_paise=solution.price_paise,  # the price is ours, never the browser's
+        state="PENDING",
+        created_at=str(now_ms),
+        expire_at=now_ms // 1000 + settings.payment_expire_after_s,
+        next_check_at=now_ms / 1000 + 20 * settings.payment_poll_scale,
+    )
+    store = TransactionStore(services.dynamodb, settings)
+    await store.create(txn)
+    return_url = f"{settings.public_base_url}/payments/return?merchant_order_id={txn.merchant_order_id}"
+    try:
+        paid = await services.payments.phonepe.pay(
+            txn.merchant_order_id,
+            txn.amount_paise,
+            return_url,
+            expire_after_s=settings.payment_expire_after_s,
+            meta={"udf1": solution.solution_id},
+        )
+    except PhonePeError as exc:
+        await store.update(txn.merchant_order_id, when=("state", "PENDING"), state="FAILED", flag="gateway_error")
+        raise UnavailableError(
+            "The payment gateway is unavailable; nothing was charged. Try again shortly.",
+            reason="payment_gateway_unavailable",
+        ) from exc
+    await store.update(txn.merchant_order_id, when=("state", "PENDING"), phonepe_order_id=paid.orderId)
+    return CheckoutCreated(txn.merchant_order_id, paid.redirectUrl, txn.amount_paise)
+
+
+@post("/api/payments/phonepe/webhook", status_code=200, summary="PhonePe's server-to-server callback")
+async def phonepe_webhook(request: Request[Any, Any, Any], services: Services) -> WebhookAck:
+    settings = services.settings
+    if not verify_webhook_authorization(
+        request.headers.get("authorization", ""), settings.phonepe_webhook_username, settings.phonepe_webhook_password
+    ):
+        raise UnauthorizedError("The webhook's Authorization header does not match.", reason="invalid_signature")
+    try:
+        body = msgspec.json.decode(await request.body())
+    except msgspec.DecodeError:
+        return WebhookAck(status="ignored: not JSON")
+    payload = body.get("payload") if isinstance(body, dict) else None
+    if not isinstance(payload, dict):
+        return WebhookAck(status="ignored: no payload")
+    event = str(body.get("event") or body.get("type") or "")
+    order_id = str(payload.get("originalMerchantOrderId") or payload.get("merchantOrderId") or "")
+    if not re.fullmatch(ORDER_ID, order_id):
+        return WebhookAck(status="ignored: no order id")
+    # The body only says which order to look at; what happened is asked of PhonePe itself.
+    try:
+        if "refund" in event.lower():
+            await services.payments.settle_refund(order_id)
+        else:
+            await services.payments.reconcile(order_id)
+    except PhonePeError as exc:
+        log.warning("could not confirm order %s with PhonePe: %s; the poller will", order_id, exc)
+    return WebhookAck(status="received")
+
+
+@get("/payments/return", include_in_schema=False)
+async def payment_return(
+    request: Request[Any, Any, Any], services: Services, merchant_order_id: Annotated[str, Meta(pattern=ORDER_ID)]
+) -> Response[str]:
+    state = "UNKNOWN"
+    try:
+        user = await session_user(request, services, csrf=False)
+        txn = await TransactionStore(services.dynamodb, services.settings).get(merchant_order_id)
+        if txn is not None and txn.user_id == user.user_id:
+            try:
+                txn = await services.payments.reconcile(merchant_order_id) or txn
+            except PhonePeError:
+                pass
+            state = txn.state
+    except UnauthorizedError:
+        pass
+    messages = {
+        "COMPLETED": ("Payment received", "You are now Pro: unlimited searches.", "/search"),
+        "FAILED": ("Payment failed", "Nothing was upgraded. You can try again.", "/pricing"),
+        "PENDING": (
+            "Payment pending",
+            "PhonePe has not confirmed the payment yet; this page will know soon.",
+            f"/payments/return?merchant_order_id={merchant_order_id}",
+        ),
+        "UNKNOWN": ("Payment status unavailable", "Sign in with the account that paid to see this payment.", "/login"),
+    }
+    title, text, link = messages[state]
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="stylesheet" href="/static/style.css"></head><body><main>'
+        f'<h1 id="payment-title">{title}</h1><p id="payment-state" data-state="{state}">{html.escape(text)}</p>'
+        f'<p><a href="{html.escape(link)}">Continue</a> · <a href="/account">Account</a></p></main></body></html>'
+    )
+    return Response(
+        page,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Security-Policy": "default-src 'self'", "Cache-Control": "no-store"},
+    )
+
+
+@get("/api/payments", summary="Your payments, newest first")
+async def list_payments(request: Request[Any, Any, Any], services: Services) -> list[PaymentView]:
+    user = await session_user(request, services, csrf=False)
+    return [view(t) for t in await TransactionStore(services.dynamodb, services.settings).for_user(user.user_id)]
+
+
+@get("/api/payments/{merchant_order_id:str}", summary="One of your payments (others get 404)")
+async def get_payment(merchant_order_id: str, request: Request[Any, Any, Any], services: Services) -> PaymentView:
+    user = await session_user(request, services, csrf=False)
+    txn = await TransactionStore(services.dynamodb, services.settings).get(merchant_order_id[:63])
+    if txn is None or txn.user_id != user.user_id:
+        raise NotFoundError("No such payment.")
+    return view(txn)
+
+
+@post("/api/admin/payments/{merchant_order_id:str}/refund", status_code=200, summary="Refund a payment (admins)")
+async def refund_payment(merchant_order_id: str, request: Request[Any, Any, Any], services: Services) -> PaymentView:
+    await admin_user(request, services, csrf=True)
+    txn = await TransactionStore(services.dynamodb, services.settings).get(merchant_order_id[:63])
+    if txn is None or txn.state != "COMPLETED":
+        raise NotFoundError("No completed payment with that id.")
+    try:
+        after = await services.payments.refund(txn)
+    except PhonePeError as exc:
+        raise UnavailableError("PhonePe refused or could not take the refund.", reason="refund_failed") from exc
+    return view(after or txn)
+
+
+ROUTES = [checkout, phonepe_webhook, payment_return, list_payments, get_payment, refund_payment]
