@@ -58,7 +58,7 @@ def read_streams(base: str, ids: list[str]) -> list[tuple[float, float, int]]:
                     lags.append(lag)
                 if count >= EVENTS:
                     break
-        return first, statistics.mean(lags), count
+        return first, statistics.mean(lags) if lags else float("inf"), count
 
     async def run() -> list[tuple[float, float, int]]:
         limits = httpx.Limits(max_connections=len(ids) + 10, max_keepalive_connections=len(ids) + 10)
@@ -125,7 +125,7 @@ def main() -> None:
             async with redis.pipeline(transaction=False) as pipe:
                 for search_id in ids:
                     pipe.hset(meta_key(search_id), mapping={"owner": "bench"})
-            await pipe.execute()
+                await pipe.execute()
             await redis.aclose()
 
         asyncio.run(prepare())
