@@ -102,6 +102,15 @@ def create_app(script: Script) -> web.Application:
         await response.write_eof()
         return response
 
+    async def invoke(request: web.Request) -> web.Response:
+        """InvokeModel for Titan Text Embeddings v2: a deterministic vector per input text."""
+        body = await request.json()
+        script.calls.append({"model": request.match_info["model"], "body": body})
+        seed = zlib.crc32(body["inputText"].encode())
+        vector = [((seed * (i + 1)) % 1000) / 1000 - 0.5 for i in range(int(body.get("dimensions", 1024)))]
+        return web.json_response({"embedding": vector, "inputTextTokenCount": len(body["inputText"].split())})
+
     app = web.Application()
     app.router.add_post("/model/{model}/converse-stream", converse_stream)
+    app.router.add_post("/model/{model}/invoke", invoke)
     return app

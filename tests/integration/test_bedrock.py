@@ -92,3 +92,17 @@ async def test_a_stream_without_message_stop_is_a_failure(bedrock: tuple[Script,
     with pytest.raises(AnswerError) as failure:
         await collect(answerer, AnswerUsage())
     assert failure.value.reason == "model_truncated"
+
+
+async def test_titan_embedder_through_invoke_model(bedrock: tuple[Script, BedrockAnswerer]) -> None:
+    import numpy as np
+
+    from search_worker.embedders import TitanEmbedder
+
+    script, answerer = bedrock
+    embedder = TitanEmbedder(answerer.settings)
+    vectors = await embedder.embed(["resize images", "stop idle servers"])
+    assert vectors.shape == (2, 1024)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert script.calls[-1]["model"] == "amazon.titan-embed-text-v2:0"
+    assert script.calls[-1]["body"]["dimensions"] == 1024
