@@ -92,6 +92,7 @@ function listen(searchId, lastId) {
 
 async function startSearch(query) {
   noticeEl.hidden = true; answerText = ""; renderAnswer(); renderSources([]);
+  answerEl.setAttribute("aria-busy", "true");
   if (source) finish();
   const headers = { "Content-Type": "application/json" };
   if (token()) headers.Authorization = `Bearer ${token()}`;
@@ -99,10 +100,12 @@ async function startSearch(query) {
   try {
     response = await fetch("/api/searches", { method: "POST", headers, body: JSON.stringify({ query }), credentials: "same-origin" });
   } catch {
+    answerEl.setAttribute("aria-busy", "false");
     notice("You appear to be offline. Check your connection and try again.");
     return;
   }
   const body = await response.json().catch(() => ({}));
+  if (response.status !== 202) answerEl.setAttribute("aria-busy", "false");
   if (response.status === 202) {
     showQuota(body.quota);
     listen(body.search_id, null);

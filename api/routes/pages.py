@@ -45,4 +45,23 @@ async def search_page(request: Request[Any, Any, Any]) -> Response[bytes]:
     return page("search.html", request)
 
 
-ROUTES = [index, search_page]
+def _page_route(path: str, name: str) -> Any:
+    @get(path, include_in_schema=False, name=f"page-{name}-{path}")
+    async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return page(f"{name}.html", request)
+
+    return handler
+
+
+PAGES = {
+    "/register": "register",
+    "/login": "login",
+    "/account": "account",
+    "/pricing": "pricing",
+    "/solutions": "solutions",
+    "/solutions/{solution_id:str}": "solutions",
+    "/partners/apply": "apply",
+    "/admin": "admin",
+}
+
+ROUTES = [index, search_page, *(_page_route(path, name) for path, name in PAGES.items())]
