@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from api.identity import ratelimit_headers
 from api.state import Services
 from core.messages import Charge
+from core.metrics import QUOTA_DECISIONS
 from quota import keys
 from quota.engine import Decision
 from quota.errors import QuotaExceededError, QuotaUnavailableError
@@ -107,7 +108,11 @@ async def admit(
             if not decision.allowed:
                 _refuse(caller, decision, "daily_limit_exceeded", settings.public_base_url)
             charge = Charge(subject=subject, solution_id=caller.solution_id, period=decision.period)
+    except QuotaExceededError:
+        QUOTA_DECISIONS.labels(caller.access_tier, "refused").inc()
+        raise
     except (QuotaUnavailableError, RedisError, OSError) as exc:
+        QUOTA_DECISIONS.labels(caller.access_tier, "unavailable").inc()
         if caller.access_tier in settings.fail_open:
             # Configured to fail open for this tier: admit without counting, and charge nothing.
             unmetered = Decision(True, 0, caller.limit, "", 0, "")
@@ -115,6 +120,7 @@ async def admit(
         if isinstance(exc, QuotaUnavailableError):
             raise
         raise QuotaUnavailableError("The quota service is unavailable; try again shortly.") from exc
+    QUOTA_DECISIONS.labels(caller.access_tier, "checked" if check_only else "admitted").inc()
     return Admission(decision, charge, headers_for(caller, decision))
 
 

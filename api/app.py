@@ -21,9 +21,11 @@ from litestar.static_files import create_static_files_router
 from redis.asyncio import ConnectionPool
 
 from api.errors import EXCEPTION_HANDLERS
+from api.observability import metrics, observability_middleware
 from api.routes import accounts, health, marketplace, pages, payments, search, validate
 from api.state import Services
 from core.dynamo import create_dynamodb_client
+from core.logs import configure
 from core.settings import Settings, load_settings
 from core.streams import QUEUE_NAME
 from marketplace.cognito import CognitoVerifier
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             *health.ROUTES,
+            metrics,
             *search.ROUTES,
             *accounts.ROUTES,
             *marketplace.ROUTES,
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[observability_middleware],
         openapi_config=OpenAPIConfig(title="Solution Finder", version="0.1.0", path="/schema"),
         response_cache_config=ResponseCacheConfig(),
         request_max_body_size=64 * 1024,
@@ -113,8 +117,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 def app_factory() -> Litestar:
     """Entry point for uvicorn: `uvicorn api.app:app_factory --factory`."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
-    )
+    configure()
     return create_app(load_settings())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,11 @@ def main() -> int:
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     env.setdefault("DEV_MAILBOX", "true")
     env["PYTHONUNBUFFERED"] = "1"
+    # Every process writes its metrics here; the gateway's /metrics adds them up. Stale files go at start.
+    metrics_dir = var / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     settings = load_settings(env)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = False

@@ -22,6 +22,8 @@ import httpx
 from redis.asyncio import Redis
 
 from core.dynamo import create_dynamodb_client, values
+from core.logs import configure
+from core.metrics import PAYMENTS
 from core.settings import Settings, load_settings
 from marketplace.entitlements import entitlement_cache_key
 from payments.checkout import Transaction, TransactionStore
@@ -68,7 +70,8 @@ class Reconciler:
                 await self._schedule(txn)
                 return txn
             if status.state == "FAILED":
-                await self.store.update(merchant_order_id, when=("state", "PENDING"), state="FAILED")
+                if await self.store.update(merchant_order_id, when=("state", "PENDING"), state="FAILED"):
+                    PAYMENTS.labels("FAILED").inc()
                 return await self.store.get(merchant_order_id)
             if status.amount != txn.amount_paise or (
                 status.merchantOrderId and status.merchantOrderId != merchant_order_id
@@ -84,6 +87,7 @@ class Reconciler:
                 )
                 return await self.store.get(merchant_order_id)
             if await self._complete(txn, status.orderId):
+                PAYMENTS.labels("COMPLETED").inc()
                 await self.redis.delete(entitlement_cache_key(txn.user_id, txn.solution_id))
                 log.info("order %s completed: %s is pro", merchant_order_id, txn.solution_id)
                 return await self.store.get(merchant_order_id)
@@ -203,6 +207,7 @@ class Reconciler:
                         },
                     ]
                 )
+                PAYMENTS.labels("REFUNDED").inc()
             except self.dynamodb.exceptions.TransactionCanceledException:
                 pass
             await self.redis.delete(entitlement_cache_key(txn.user_id, txn.solution_id))
@@ -254,10 +259,7 @@ async def run(settings: Settings, stop: asyncio.Event, every_s: float = 1.0) -> 
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
-    )
+    configure()
     settings = load_settings()
 
     async def runner() -> None:

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core.dynamo import create_dynamodb_client
+from core.logs import configure
 from core.messages import RefundRequest
 from core.settings import Settings, load_settings
 from quota import keys
@@ -115,10 +116,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
-    )
+    configure()
     settings = load_settings()
 
     async def runner() -> None:

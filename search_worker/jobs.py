@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from core.logs import REQUEST_ID
 from core.messages import (
     DoneEvent,
     ErrorEvent,
@@ -20,6 +21,7 @@ from core.messages import (
     SourcesEvent,
     TokenEvent,
 )
+from core.metrics import FIRST_TOKEN_SECONDS, JOB_SECONDS, QUEUE_WAIT_SECONDS, TOKENS_STREAMED
 from core.settings import Settings
 from core.streams import REFUND_STREAM, meta_key
 from search_worker.answerers import Answerer, AnswerError, AnswerUsage, parse_citations
@@ -69,10 +71,24 @@ async def request_refund(redis: Redis, job: SearchJob, reason: str) -> None:
 async def run_search(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
     context: WorkerContext = ctx["app"]
     job = msgspec.convert(payload, SearchJob)
+    REQUEST_ID.set(job.request_id)  # the gateway's request id follows the search into this job's logs
+    started_at = time.perf_counter()
+    outcome = "failed"
+    try:
+        outcome = await _run(context, job)
+        return outcome
+    finally:
+        elapsed = time.perf_counter() - started_at
+        JOB_SECONDS.labels(outcome).observe(elapsed)
+        log.info("search %s %s in %.0f ms", job.search_id, outcome, elapsed * 1000)
+
+
+async def _run(context: WorkerContext, job: SearchJob) -> str:
     settings = context.settings
     writer = EventWriter(context.redis, job.search_id, maxlen=settings.stream_maxlen, ttl_s=settings.stream_ttl_s)
     started = time.perf_counter()
     queue_ms = max(0.0, time.time() * 1000 - job.enqueued_at_ms) if job.enqueued_at_ms else 0.0
+    QUEUE_WAIT_SECONDS.observe(queue_ms / 1000)
     if await writer.started_before():
         # A job that already wrote events was interrupted (its worker died): never run it twice.
         await writer.emit("error", ErrorEvent(reason="worker_lost", error="The search worker stopped; try again."))
@@ -100,6 +116,8 @@ async def run_search(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
             async for piece in context.answerer.stream(job.query, sources, usage):
                 if first_token_ms is None:
                     first_token_ms = (time.perf_counter() - started) * 1000
+                    FIRST_TOKEN_SECONDS.observe(first_token_ms / 1000)
+                TOKENS_STREAMED.labels(context.answerer.mode).inc()
                 pieces.append(piece)
                 await writer.emit("token", TokenEvent(text=piece))
                 if await writer.cancelled():

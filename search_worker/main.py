@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from arq.connections import RedisSettings
 
+from core.logs import configure
 from core.settings import Settings, load_settings
 from core.streams import QUEUE_NAME, WORKERS_KEY, worker_index_key
 from search_worker.answerers import create_answerer
@@ -91,10 +92,7 @@ def create_worker_settings(settings: Settings) -> dict[str, Any]:
 def main() -> None:
     from arq.worker import create_worker
 
-    logging.basicConfig(
-        level=logging.INFO,
-        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
-    )
+    configure()
     settings = load_settings()
     worker = create_worker(create_worker_settings(settings))
     worker.run()

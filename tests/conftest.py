@@ -103,6 +103,7 @@ def stack() -> Iterator[Stack]:
     redis_port, dynamodb_port, api_port, simulator_port = free_port(), free_port(), free_port(), free_port()
     valkey = start_valkey(redis_port, root / "redis", appendonly=False, log=root / "valkey.log")
     moto = start_moto(dynamodb_port, log=root / "moto.log")
+    (root / "prometheus").mkdir()
     catalog = root / "catalog.jsonl"
     _small_catalog(catalog)
     env = {
@@ -124,6 +125,7 @@ def stack() -> Iterator[Stack]:
         "PHONEPE_BASE_URL": f"http://127.0.0.1:{simulator_port}",
         "SIMULATOR_WEBHOOK_URL": f"http://127.0.0.1:{api_port}/api/payments/phonepe/webhook",
         "PAYMENT_POLL_SCALE": "0.05",
+        "PROMETHEUS_MULTIPROC_DIR": str(root / "prometheus"),
         "PYTHONUNBUFFERED": "1",
     }
     stack = Stack(root, env)

@@ -19,6 +19,7 @@ from api.admission import Admission, Caller, admit
 from api.deps import resolve_caller
 from api.state import Services
 from core.errors import NotFoundError, UnavailableError
+from core.logs import REQUEST_ID
 from core.messages import Charge, ErrorEvent, RefundRequest, SearchJob
 from core.streams import QUEUE_NAME, REFUND_STREAM, WORKERS_KEY, cancel_key, events_key, lost_key, meta_key
 
@@ -143,7 +144,7 @@ async def create_search(
         data.query,
         data.k,
         data.collection,
-        request.headers.get("x-request-id", uuid.uuid4().hex),
+        REQUEST_ID.get() or uuid.uuid4().hex,
     )
     body = SearchCreated(
         search_id=search_id,
@@ -254,7 +255,7 @@ async def query(data: SearchRequest, request: Request[Any, Any, Any], services: 
         data.query,
         data.k,
         data.collection,
-        request.headers.get("x-request-id", uuid.uuid4().hex),
+        REQUEST_ID.get() or uuid.uuid4().hex,
     )
     results: list[dict[str, Any]] = []
     answer = ""
