@@ -35,6 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     openai_base_url: str = "http://127.0.0.1:11434/v1"
     openai_model: str = "llama3.1"
     openai_api_key: str = ""
+    extractive_piece_delay_s: Annotated[float, Meta(ge=0, le=1)] = 0.02
     search_k: Annotated[int, Meta(ge=1, le=20)] = 5
     min_relevance: float = 0.24
 

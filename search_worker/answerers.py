@@ -269,4 +269,4 @@ def create_answerer(settings: Settings) -> Answerer:
         return BedrockAnswerer(settings)
     if settings.answer_provider == "openai":
         return OpenAIAnswerer(settings)
-    return ExtractiveAnswerer()
+    return ExtractiveAnswerer(settings.extractive_piece_delay_s)
