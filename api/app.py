@@ -20,7 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 from redis.asyncio import ConnectionPool
 
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.observability import metrics, observability_middleware
 from api.routes import accounts, health, marketplace, pages, payments, search, validate
 from api.state import Services
@@ -91,16 +91,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services: Services = state.services
         return services
 
+    routes = [
+        *health.ROUTES,
+        *search.ROUTES,
+        *accounts.ROUTES,
+        *marketplace.ROUTES,
+        *payments.ROUTES,
+        *pages.ROUTES,
+    ]
+    document_errors(routes)
     return Litestar(
         route_handlers=[
-            *health.ROUTES,
+            *routes,
             metrics,
-            *search.ROUTES,
-            *accounts.ROUTES,
-            *marketplace.ROUTES,
-            *payments.ROUTES,
             validate.validate_token,
-            *pages.ROUTES,
             create_static_files_router(path="/static", directories=[FRONTEND], include_in_schema=False),
         ],
         lifespan=[lifespan],

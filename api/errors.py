@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 
 from core.errors import (
     AppError,
@@ -90,3 +93,40 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: handle_http_error,
     Exception: handle_unexpected,
 }
+
+
+class ErrorBody(msgspec.Struct):
+    """Every 4xx/5xx body: a sentence for people and a code for programs; some errors add fields."""
+
+    error: str
+    reason: str
+    detail: Any = None
+    limit: int | None = None
+    used: int | None = None
+    access_tier: str | None = None
+    register_url: str | None = None
+    upgrade_url: str | None = None
+
+
+ERROR_STATUSES = {
+    400: "Malformed input (reason bad_request) or a refused value",
+    401: "Not signed in, or an invalid token",
+    403: "Forbidden: CSRF, role, entitlement or an unverified email",
+    404: "Not found",
+    409: "Conflict",
+    413: "Request body too large",
+    429: "Quota exhausted or too many attempts; see Retry-After",
+    503: "A dependency (Redis, DynamoDB, the queue, the payment gateway) is unavailable",
+}
+
+
+def document_errors(handlers: list[Any]) -> None:
+    """Declare the contract's error body for the error statuses of every JSON route, in one place."""
+    for handler in handlers:
+        if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
+            continue
+        extra = {
+            status: ResponseSpec(data_container=ErrorBody, description=text, generate_examples=False)
+            for status, text in ERROR_STATUSES.items()
+        }
+        handler.responses = {**extra, **(handler.responses or {})}
