@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint fmt bench index admin install chromium
+.PHONY: up test lint fmt bench index admin install chromium loadtest
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,3 +44,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/search_latency.py
 	$(BIN)/python bench/quota.py
+
+# Load test against a running `make up` (HOST, USERS, SPAWN_RATE, DURATION override); report in var/loadtest/.
+HOST ?= http://127.0.0.1:8000
+USERS ?= 30
+SPAWN_RATE ?= 5
+DURATION ?= 60s
+loadtest:
+	test -x .venv-loadtest/bin/locust || ($(PY) -m venv .venv-loadtest && .venv-loadtest/bin/pip install -q -r loadtest/requirements.txt)
+	mkdir -p var/loadtest
+	.venv-loadtest/bin/locust -f loadtest/locustfile.py --headless --host $(HOST) -u $(USERS) -r $(SPAWN_RATE) \
+		-t $(DURATION) --csv var/loadtest/run --html var/loadtest/report.html --only-summary
