@@ -29,6 +29,7 @@ from core.logs import configure
 from core.settings import Settings, load_settings
 from core.streams import QUEUE_NAME
 from marketplace.cognito import CognitoVerifier
+from marketplace.mail import Outbox, create_mailer
 from marketplace.sessions import IpHasher
 from marketplace.tokens import TokenDirectory
 from payments.reconcile import Reconciler, create_phonepe
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             dynamodb = await stack.enter_async_context(create_dynamodb_client(settings))
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
             store = UsageStore(dynamodb, settings.table("usage"))
+            outbox = Outbox(dynamodb, settings, create_mailer(settings))
             services = Services(
                 settings=settings,
                 redis=redis,
@@ -76,7 +78,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 tokens=TokenDirectory(redis, dynamodb, settings),
                 ip_hasher=IpHasher(redis),
                 cognito=CognitoVerifier(settings, http),
-                payments=Reconciler(settings, dynamodb, redis, create_phonepe(settings, http)),
+                payments=Reconciler(settings, dynamodb, redis, create_phonepe(settings, http), outbox),
+                outbox=outbox,
             )
             app.state.services = services
             # Start-up leaves a large, long-lived heap (botocore's service models above all). Freezing it

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from core.settings import Settings
 from marketplace.cognito import CognitoVerifier
+from marketplace.mail import Outbox
 from marketplace.sessions import IpHasher
 from marketplace.tokens import TokenDirectory
 from payments.reconcile import Reconciler
@@ -29,3 +30,4 @@ class Services:
     ip_hasher: IpHasher
     cognito: CognitoVerifier
     payments: Reconciler
+    outbox: Outbox

@@ -83,7 +83,7 @@ def start_moto(port: int, *, log: Path | None = None) -> subprocess.Popen[bytes]
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    process = _popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log, env=env)
+    process = _popen([sys.executable, "-m", "core.localdynamo", "-H", "127.0.0.1", "-p", str(port)], log, env=env)
     wait_for_port(port, timeout_s=60, process=process)
     return process
 

@@ -75,6 +75,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     dev_mailbox: bool = False
     mail_dir: str = "var/mail"
+    mail_provider: Literal["dev", "smtp", "ses"] = "dev"
+    mail_from: str = "Solution Finder <no-reply@solutionfinder.local>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: Annotated[int, Meta(ge=1, le=65535)] = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+
+    seller_name: str = "Solution Finder Technologies Pvt Ltd"
+    seller_address: str = "Baner Road, Pune, Maharashtra 411045, India"
+    seller_gstin: str = "27AAPFU0939F1ZV"
+    seller_state_code: str = "27"
+    prices_include_gst: bool = True
+    invoice_dir: str = "var/invoices"
+    invoice_bucket: str = ""
     trust_cloudfront_headers: bool = False
     session_ttl_s: Annotated[int, Meta(ge=60)] = 14 * 24 * 3600
     log_level: str = "INFO"

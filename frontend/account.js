@@ -46,6 +46,9 @@ async function load() {
     row.append(el("td", p.merchant_order_id, { "data-label": "Order" }), el("td", rupees(p.amount_paise), { "data-label": "Amount" }),
       el("td", state, { "data-label": "State" }), el("td", when(p.created_at_ms), { "data-label": "Date" }),
       el("td", p.pro_until ? new Date(p.pro_until * 1000).toLocaleDateString() : "", { "data-label": "Pro until" }));
+    const invoice = el("td", "", { "data-label": "Invoice" });
+    if (p.invoice_no) invoice.append(el("a", p.invoice_no, { href: `/api/payments/${encodeURIComponent(p.merchant_order_id)}/invoice.pdf` }));
+    row.append(invoice);
     return row;
   }));
 }

@@ -30,4 +30,5 @@ def table_specs(settings: Settings) -> list[TableSpec]:
         TableSpec(t("tokens"), "token_hash", indexes=(("user-index", "user_id", "created_at"),)),
         TableSpec(t("usage"), "subject", "period"),
         TableSpec(t("outbox"), "message_key", ttl_attribute="expires_at"),
+        TableSpec(t("counters"), "name"),
     ]

@@ -29,6 +29,14 @@ class Transaction(msgspec.Struct):
     refund_state: str | None = None
     merchant_refund_id: str = ""
     refunded_at: int = 0
+    buyer_name: str = ""
+    billing_country: str = "IN"
+    billing_state_code: str = ""
+    billing_address: str = ""
+    billing_postal_code: str = ""
+    billing_company: str = ""
+    billing_gstin: str = ""
+    invoice_no: str = ""
 
 
 def new_merchant_order_id() -> str:

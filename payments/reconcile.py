@@ -26,7 +26,9 @@ from core.logs import configure
 from core.metrics import PAYMENTS
 from core.settings import Settings, load_settings
 from marketplace.entitlements import entitlement_cache_key
+from marketplace.mail import Attachment, Outbox, create_mailer
 from payments.checkout import Transaction, TransactionStore
+from payments.invoices import InvoiceIssuer
 from payments.phonepe import PhonePeClient, PhonePeError
 
 log = logging.getLogger("payments")
@@ -55,6 +57,25 @@ class Reconciler:
     dynamodb: Any
     redis: Redis
     phonepe: PhonePeClient
+    outbox: Outbox | None = None
+
+    async def after_completion(self, merchant_order_id: str) -> None:
+        """Invoice and receipt for a completed payment: each once, whoever gets here first."""
+        invoices = InvoiceIssuer(self.dynamodb, self.settings)
+        await invoices.issue(merchant_order_id)
+        txn = await self.store.get(merchant_order_id)
+        if txn is None or self.outbox is None:
+            return
+        pdf = await invoices.pdf(txn)
+        until = time.strftime("%d %b %Y", time.gmtime(txn.pro_until))
+        await self.outbox.send_once(
+            f"invoice:{merchant_order_id}",
+            txn.email,
+            f"Payment received: invoice {txn.invoice_no}",
+            f"Thank you. Your payment of Rs. {txn.amount_paise / 100:,.2f} was received and you are Pro until "
+            f"{until}. Your tax invoice {txn.invoice_no} is attached.",
+            [Attachment(filename=txn.invoice_no.replace("/", "_") + ".pdf", content_type="application/pdf", data=pdf)],
+        )
 
     @property
     def store(self) -> TransactionStore:
@@ -72,6 +93,14 @@ class Reconciler:
             if status.state == "FAILED":
                 if await self.store.update(merchant_order_id, when=("state", "PENDING"), state="FAILED"):
                     PAYMENTS.labels("FAILED").inc()
+                if self.outbox is not None:
+                    await self.outbox.send_once(
+                        f"payment-failed:{merchant_order_id}",
+                        txn.email,
+                        "Payment failed",
+                        "Your payment did not go through and nothing was charged. "
+                        "You can try again from the pricing page.",
+                    )
                 return await self.store.get(merchant_order_id)
             if status.amount != txn.amount_paise or (
                 status.merchantOrderId and status.merchantOrderId != merchant_order_id
@@ -89,6 +118,7 @@ class Reconciler:
             if await self._complete(txn, status.orderId):
                 PAYMENTS.labels("COMPLETED").inc()
                 await self.redis.delete(entitlement_cache_key(txn.user_id, txn.solution_id))
+                await self.after_completion(merchant_order_id)
                 log.info("order %s completed: %s is pro", merchant_order_id, txn.solution_id)
                 return await self.store.get(merchant_order_id)
         return await self.store.get(merchant_order_id)
@@ -225,6 +255,9 @@ class Reconciler:
                     log.warning("status check for %s failed: %s", txn.merchant_order_id, exc)
                     continue
                 settled += bool(after and after.state != "PENDING")
+        for txn in await self.store.by_state("COMPLETED"):
+            if not txn.invoice_no:  # completed, but the process stopped before its invoice
+                await self.after_completion(txn.merchant_order_id)
         for txn in await self.store.refunds_pending():
             with contextlib.suppress(PhonePeError):
                 await self.settle_refund(txn.merchant_order_id)
@@ -244,7 +277,13 @@ def create_phonepe(settings: Settings, http: httpx.AsyncClient) -> PhonePeClient
 async def run(settings: Settings, stop: asyncio.Event, every_s: float = 1.0) -> None:
     redis = Redis.from_url(settings.redis_url)
     async with create_dynamodb_client(settings) as dynamodb, httpx.AsyncClient() as http:
-        reconciler = Reconciler(settings, dynamodb, redis, create_phonepe(settings, http))
+        reconciler = Reconciler(
+            settings,
+            dynamodb,
+            redis,
+            create_phonepe(settings, http),
+            Outbox(dynamodb, settings, create_mailer(settings)),
+        )
         log.info("payment poller started")
         while not stop.is_set():
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import html
 import re
@@ -193,10 +194,14 @@ async def _mailer(services: Services) -> DevMailbox:
     return DevMailbox(services.settings.mail_dir)
 
 
-async def _send_code(services: Services, email: str, code: str) -> None:
-    mailer = await _mailer(services)
-    await mailer.send(
-        email, "Your Solution Finder verification code", f"Your verification code is {code}. It expires in 24 hours."
+async def _send_code(services: Services, user: User, code: str) -> None:
+    # Each code is its own event: the key names the code's hash, so a retried request sends it once.
+    key = f"verify:{user.user_id}:{hashlib.sha256(code.encode()).hexdigest()[:16]}"
+    await services.outbox.send_once(
+        key,
+        user.email,
+        "Your Solution Finder verification code",
+        f"Your verification code is {code}. It expires in 24 hours.",
     )
 
 
@@ -227,7 +232,7 @@ async def register(data: RegisterRequest, request: Request[Any, Any, Any], servi
     require_csrf(request)
     users = UserStore(services.dynamodb, services.redis, services.settings)
     user, code = await users.create(data.email, data.password, data.name.strip())
-    await _send_code(services, user.email, code)
+    await _send_code(services, user, code)
     view = UserView(user.user_id, user.email, user.name, user.verified, user.role)
     return await _start_session(request, services, user, view, 201)
 
@@ -259,6 +264,12 @@ async def verify(data: VerifyRequest, services: Services) -> UserView:
         user = await users.verify_code(data.email, data.code)
     except VerificationError_ as exc:
         raise BadRequestError(exc.message, reason=exc.reason) from exc
+    await services.outbox.send_once(
+        f"welcome:{user.user_id}",
+        user.email,
+        "Welcome to Solution Finder",
+        "Your address is verified. You now have 10 searches a day; Pro is unlimited.",
+    )
     return UserView(user.user_id, user.email, user.name, user.verified, user.role)
 
 
@@ -271,7 +282,7 @@ async def resend_code(data: ResendRequest, services: Services) -> Accepted:
     users = UserStore(services.dynamodb, services.redis, services.settings)
     result = await users.new_code(data.email)
     if result is not None:
-        await _send_code(services, result[0].email, result[1])
+        await _send_code(services, result[0], result[1])
     return Accepted(status="sent if the account exists and is not verified")
 
 

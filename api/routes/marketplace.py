@@ -65,9 +65,16 @@ async def retire_solution(solution_id: str, request: Request[Any, Any, Any], ser
 @post("/api/partners/applications", status_code=201, summary="Apply to become a partner")
 async def apply(data: ApplicationInput, request: Request[Any, Any, Any], services: Services) -> Application:
     user = await session_user(request, services, csrf=True)
-    return await PartnerStore(services.dynamodb, services.settings).apply(
+    application = await PartnerStore(services.dynamodb, services.settings).apply(
         user.user_id, user.email, data.company.strip(), data.website, data.description.strip()
     )
+    await services.outbox.send_once(
+        f"partner-received:{application.application_id}",
+        user.email,
+        "We received your partner application",
+        f"Thank you for applying with {application.company}. We will review it soon.",
+    )
+    return application
 
 
 @get("/api/partners/applications", summary="Your own applications and their status")
@@ -100,6 +107,12 @@ async def approve(application_id: str, request: Request[Any, Any, Any], services
     applicant = await users.get(application.user_id)
     if applicant is not None and applicant.role == "user":  # never demote an admin
         await users.set_role(applicant.email, "partner")
+    await services.outbox.send_once(
+        f"partner-approved:{application.application_id}",
+        application.email,
+        "Your partner application is approved",
+        f"{application.company} can now list solutions in the marketplace.",
+    )
     return application
 
 
@@ -112,9 +125,16 @@ async def reject(
     application_id: str, data: Rejection, request: Request[Any, Any, Any], services: Services
 ) -> Application:
     admin = await admin_user(request, services, csrf=True)
-    return await PartnerStore(services.dynamodb, services.settings).decide(
+    application = await PartnerStore(services.dynamodb, services.settings).decide(
         application_id[:64], "rejected", admin.user_id, data.reason
     )
+    await services.outbox.send_once(
+        f"partner-rejected:{application.application_id}",
+        application.email,
+        "Your partner application",
+        f"We could not approve it: {data.reason}",
+    )
+    return application
 
 
 ROUTES = [

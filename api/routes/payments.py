@@ -14,18 +14,57 @@ from msgspec import Meta
 
 from api.routes.accounts import admin_user, session_user
 from api.state import Services
-from core.errors import ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError
+from core.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError
 from marketplace.catalog import CatalogStore, SolutionId
 from payments.checkout import Transaction, TransactionStore, new_merchant_order_id
+from payments.gst import STATES, valid_gstin
+from payments.invoices import InvoiceIssuer
 from payments.phonepe import PhonePeError, verify_webhook_authorization
 
 log = logging.getLogger("payments")
 ORDER_ID = r"^[A-Za-z0-9_-]{1,63}$"
 
 
+class Billing(msgspec.Struct, forbid_unknown_fields=True):
+    country: Annotated[str, Meta(pattern="^[A-Z]{2}$")] = "IN"
+    state_code: Annotated[str, Meta(pattern="^[0-9]{2}$")] | None = None
+    address: Annotated[str, Meta(max_length=300)] = ""
+    postal_code: Annotated[str, Meta(pattern="^[A-Za-z0-9 -]{0,12}$")] = ""
+    company_name: Annotated[str, Meta(max_length=120)] = ""
+    gstin: Annotated[str, Meta(max_length=20)] = ""
+
+
 class CheckoutRequest(msgspec.Struct, forbid_unknown_fields=True):
     plan: Literal["pro"]
     solution_id: SolutionId
+    billing: Billing | None = None
+
+
+def checked_billing(billing: Billing | None, seller_state_code: str) -> Billing:
+    """Billing details as the invoice will use them; a GSTIN must be valid and match the state."""
+    billing = billing or Billing()
+    if billing.country == "IN":
+        state = billing.state_code or seller_state_code
+        if state not in STATES:
+            raise BadRequestError("Unknown Indian state code.", detail="billing.state_code")
+        gstin = billing.gstin.strip().upper()
+        if gstin:
+            if not valid_gstin(gstin):
+                raise BadRequestError(
+                    "That GSTIN is not valid (format or check character).",
+                    reason="invalid_gstin",
+                    detail="billing.gstin",
+                )
+            if gstin[:2] != state:
+                raise BadRequestError(
+                    "The GSTIN belongs to another state than the billing state.",
+                    reason="invalid_gstin",
+                    detail="billing.gstin",
+                )
+        return msgspec.structs.replace(billing, state_code=state, gstin=gstin)
+    if billing.gstin:
+        raise BadRequestError("A GSTIN applies only to buyers in India.", detail="billing.gstin")
+    return msgspec.structs.replace(billing, state_code=None)
 
 
 class CheckoutCreated(msgspec.Struct):
@@ -35,6 +74,7 @@ class CheckoutCreated(msgspec.Struct):
 
 
 class PaymentView(msgspec.Struct):
+    invoice_no: str
     merchant_order_id: str
     state: str
     amount_paise: int
@@ -51,6 +91,7 @@ class WebhookAck(msgspec.Struct):
 
 def view(txn: Transaction) -> PaymentView:
     return PaymentView(
+        txn.invoice_no,
         txn.merchant_order_id,
         txn.state,
         txn.amount_paise,
@@ -71,6 +112,7 @@ async def checkout(data: CheckoutRequest, request: Request[Any, Any, Any], servi
     if solution.status != "active":
         raise NotFoundError("That solution is not for sale.", reason="unknown_solution")
     settings = services.settings
+    billing = checked_billing(data.billing, settings.seller_state_code)
     now_ms = int(time.time() * 1000)
     txn = Transaction(
         merchant_order_id=new_merchant_order_id(),
@@ -82,6 +124,13 @@ async def checkout(data: CheckoutRequest, request: Request[Any, Any, Any], servi
         created_at=str(now_ms),
         expire_at=now_ms // 1000 + settings.payment_expire_after_s,
         next_check_at=now_ms / 1000 + 20 * settings.payment_poll_scale,
+        buyer_name=user.name,
+        billing_country=billing.country,
+        billing_state_code=billing.state_code or "",
+        billing_address=billing.address,
+        billing_postal_code=billing.postal_code,
+        billing_company=billing.company_name,
+        billing_gstin=billing.gstin,
     )
     store = TransactionStore(services.dynamodb, settings)
     await store.create(txn)
@@ -189,6 +238,25 @@ async def get_payment(merchant_order_id: str, request: Request[Any, Any, Any], s
     return view(txn)
 
 
+@get(
+    "/api/payments/{merchant_order_id:str}/invoice.pdf",
+    summary="Your tax invoice (owner only)",
+    media_type="application/pdf",
+)
+async def invoice_pdf(merchant_order_id: str, request: Request[Any, Any, Any], services: Services) -> Response[bytes]:
+    user = await session_user(request, services, csrf=False)
+    txn = await TransactionStore(services.dynamodb, services.settings).get(merchant_order_id[:63])
+    if txn is None or txn.user_id != user.user_id or not txn.invoice_no:
+        raise NotFoundError("No invoice for that payment.")
+    data = await InvoiceIssuer(services.dynamodb, services.settings).pdf(txn)
+    filename = txn.invoice_no.replace("/", "_") + ".pdf"
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "private"},
+    )
+
+
 @post("/api/admin/payments/{merchant_order_id:str}/refund", status_code=200, summary="Refund a payment (admins)")
 async def refund_payment(merchant_order_id: str, request: Request[Any, Any, Any], services: Services) -> PaymentView:
     await admin_user(request, services, csrf=True)
@@ -202,4 +270,4 @@ async def refund_payment(merchant_order_id: str, request: Request[Any, Any, Any]
     return view(after or txn)
 
 
-ROUTES = [checkout, phonepe_webhook, payment_return, list_payments, get_payment, refund_payment]
+ROUTES = [checkout, phonepe_webhook, payment_return, list_payments, get_payment, invoice_pdf, refund_payment]
