@@ -31,4 +31,5 @@ def table_specs(settings: Settings) -> list[TableSpec]:
         TableSpec(t("usage"), "subject", "period"),
         TableSpec(t("outbox"), "message_key", ttl_attribute="expires_at"),
         TableSpec(t("counters"), "name"),
+        TableSpec(t("subscription-history"), "user_id", "event_key", indexes=(("event-index", "event", "event_key"),)),
     ]

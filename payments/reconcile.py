@@ -26,6 +26,7 @@ from core.logs import configure
 from core.metrics import PAYMENTS
 from core.settings import Settings, load_settings
 from marketplace.entitlements import entitlement_cache_key
+from marketplace.history import History
 from marketplace.mail import Attachment, Outbox, create_mailer
 from payments.checkout import Transaction, TransactionStore
 from payments.invoices import InvoiceIssuer
@@ -64,7 +65,20 @@ class Reconciler:
         invoices = InvoiceIssuer(self.dynamodb, self.settings)
         await invoices.issue(merchant_order_id)
         txn = await self.store.get(merchant_order_id)
-        if txn is None or self.outbox is None:
+        if txn is None:
+            return
+        renewal = txn.pro_until - self.settings.pro_period_days * DAY_S > txn.completed_at
+        await History(self.dynamodb, self.settings).record(
+            txn.user_id,
+            "renewal" if renewal else "upgrade",
+            source=merchant_order_id,
+            solution_id=txn.solution_id,
+            actor=f"payment:{merchant_order_id}",
+            at_ms=txn.completed_at * 1000,
+            amount_paise=txn.amount_paise,
+            pro_until=txn.pro_until,
+        )
+        if self.outbox is None:
             return
         pdf = await invoices.pdf(txn)
         until = time.strftime("%d %b %Y", time.gmtime(txn.pro_until))
@@ -238,6 +252,14 @@ class Reconciler:
                     ]
                 )
                 PAYMENTS.labels("REFUNDED").inc()
+                await History(self.dynamodb, self.settings).record(
+                    txn.user_id,
+                    "refund",
+                    source=merchant_order_id,
+                    solution_id=txn.solution_id,
+                    actor="admin",
+                    amount_paise=txn.amount_paise,
+                )
             except self.dynamodb.exceptions.TransactionCanceledException:
                 pass
             await self.redis.delete(entitlement_cache_key(txn.user_id, txn.solution_id))
@@ -261,7 +283,50 @@ class Reconciler:
         for txn in await self.store.refunds_pending():
             with contextlib.suppress(PhonePeError):
                 await self.settle_refund(txn.merchant_order_id)
+        await self.lifecycle_once()
         return settled
+
+    async def lifecycle_once(self, now: float | None = None) -> int:
+        """Warn 7 and 3 days before a Pro pass ends and say when it has ended, each once; record the expiry.
+        The tier itself turns back to registered by the clock (proUntil), with nothing to run."""
+        now = time.time() if now is None else now
+        latest: dict[tuple[str, str], Transaction] = {}
+        for txn in await self.store.by_state("COMPLETED"):
+            if txn.refund_state == "COMPLETED":
+                continue
+            key = (txn.user_id, txn.solution_id)
+            if key not in latest or txn.pro_until > latest[key].pro_until:
+                latest[key] = txn
+        sent = 0
+        for (user_id, solution_id), txn in latest.items():
+            left = txn.pro_until - now
+            until = time.strftime("%d %b %Y", time.gmtime(txn.pro_until))
+            if 0 < left <= 7 * DAY_S and self.outbox is not None:
+                for days in (7, 3):
+                    if left <= days * DAY_S:
+                        sent += await self.outbox.send_once(
+                            f"pro-{days}d:{user_id}:{solution_id}:{txn.pro_until}",
+                            txn.email,
+                            f"Your Pro pass ends in {days} days",
+                            f"Your Pro pass ends on {until}. Renew from the pricing page to keep unlimited searches.",
+                        )
+            elif -7 * DAY_S < left <= 0:
+                await History(self.dynamodb, self.settings).record(
+                    user_id,
+                    "expiry",
+                    source=f"pass-{txn.pro_until}",
+                    solution_id=solution_id,
+                    actor="system",
+                    at_ms=txn.pro_until * 1000,
+                )
+                if self.outbox is not None:
+                    sent += await self.outbox.send_once(
+                        f"pro-expired:{user_id}:{solution_id}:{txn.pro_until}",
+                        txn.email,
+                        "Your Pro pass has ended",
+                        f"Your Pro pass ended on {until}; you are back to 10 searches a day.",
+                    )
+        return sent
 
 
 def create_phonepe(settings: Settings, http: httpx.AsyncClient) -> PhonePeClient:

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from core import stats
 from core.logs import REQUEST_ID
 from core.messages import (
     DoneEvent,
@@ -109,6 +110,13 @@ async def _run(context: WorkerContext, job: SearchJob) -> str:
         usage = AnswerUsage()
         pieces: list[str] = []
         if retrieval.no_match:
+            # The catalog's to-do list: questions nothing in it answers.
+            await context.redis.xadd(
+                stats.NO_MATCH_STREAM,
+                {"query": job.query[:300], "tier": job.access_tier},
+                maxlen=stats.NO_MATCH_MAXLEN,
+                approximate=True,
+            )
             pieces.append(NO_MATCH_ANSWER)
             await writer.emit("token", TokenEvent(text=NO_MATCH_ANSWER))
             first_token_ms = (time.perf_counter() - started) * 1000

@@ -21,6 +21,7 @@ from api.state import Services
 from core.dynamo import from_item, to_item, values
 from core.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
 from marketplace.entitlements import EntitlementStore
+from marketplace.history import History
 from marketplace.mail import DevMailbox, Message
 from marketplace.sessions import SessionStore
 from marketplace.tokens import MAX_ACTIVE_PER_SOLUTION, display_prefix, hash_token, new_token
@@ -232,6 +233,9 @@ async def register(data: RegisterRequest, request: Request[Any, Any, Any], servi
     require_csrf(request)
     users = UserStore(services.dynamodb, services.redis, services.settings)
     user, code = await users.create(data.email, data.password, data.name.strip())
+    await History(services.dynamodb, services.settings).record(
+        user.user_id, "signup", source="account", solution_id="aws-solution-finder", actor="user"
+    )
     await _send_code(services, user, code)
     view = UserView(user.user_id, user.email, user.name, user.verified, user.role)
     return await _start_session(request, services, user, view, 201)

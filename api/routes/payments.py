@@ -16,6 +16,7 @@ from api.routes.accounts import admin_user, session_user
 from api.state import Services
 from core.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError
 from marketplace.catalog import CatalogStore, SolutionId
+from payments.analytics import Analytics, compute, to_csv
 from payments.checkout import Transaction, TransactionStore, new_merchant_order_id
 from payments.gst import STATES, valid_gstin
 from payments.invoices import InvoiceIssuer
@@ -257,6 +258,29 @@ async def invoice_pdf(merchant_order_id: str, request: Request[Any, Any, Any], s
     )
 
 
+@get("/api/admin/analytics", summary="Revenue, MRR, ARPU, Pro users, sign-ups, funnel, searches, no-match (admins)")
+async def analytics(
+    request: Request[Any, Any, Any], services: Services, days: Annotated[int, Meta(ge=1, le=366)] = 30
+) -> Analytics:
+    await admin_user(request, services, csrf=False)
+    return await compute(services.dynamodb, services.redis, services.settings, days=days)
+
+
+@get("/api/admin/analytics/export/{table:str}", summary="One analytics table as CSV (admins)", media_type="text/csv")
+async def analytics_csv(
+    table: str, request: Request[Any, Any, Any], services: Services, days: Annotated[int, Meta(ge=1, le=366)] = 30
+) -> Response[str]:
+    await admin_user(request, services, csrf=False)
+    if table not in ("revenue", "signups", "searches", "no_match"):
+        raise NotFoundError("Tables: revenue, signups, searches, no_match.")
+    body = to_csv(await compute(services.dynamodb, services.redis, services.settings, days=days), table)
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{table}.csv"'},
+    )
+
+
 @post("/api/admin/payments/{merchant_order_id:str}/refund", status_code=200, summary="Refund a payment (admins)")
 async def refund_payment(merchant_order_id: str, request: Request[Any, Any, Any], services: Services) -> PaymentView:
     await admin_user(request, services, csrf=True)
@@ -270,4 +294,14 @@ async def refund_payment(merchant_order_id: str, request: Request[Any, Any, Any]
     return view(after or txn)
 
 
-ROUTES = [checkout, phonepe_webhook, payment_return, list_payments, get_payment, invoice_pdf, refund_payment]
+ROUTES = [
+    checkout,
+    phonepe_webhook,
+    payment_return,
+    list_payments,
+    get_payment,
+    invoice_pdf,
+    refund_payment,
+    analytics,
+    analytics_csv,
+]

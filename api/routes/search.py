@@ -18,6 +18,7 @@ from msgspec import Meta
 from api.admission import Admission, Caller, admit
 from api.deps import resolve_caller
 from api.state import Services
+from core import stats
 from core.errors import NotFoundError, UnavailableError
 from core.logs import REQUEST_ID
 from core.messages import Charge, ErrorEvent, RefundRequest, SearchJob
@@ -94,6 +95,14 @@ async def start_search(
         },
     )
     await services.redis.expire(meta_key(search_id), settings.stream_ttl_s)
+    today = stats.day()
+    async with services.redis.pipeline(transaction=False) as pipe:
+        pipe.incr(stats.searches_key(today, caller.access_tier))
+        pipe.expire(stats.searches_key(today, caller.access_tier), stats.RETENTION_S)
+        if caller.anon_id:
+            pipe.pfadd(stats.anonymous_visitors_key(today), caller.anon_id)
+            pipe.expire(stats.anonymous_visitors_key(today), stats.RETENTION_S)
+        await pipe.execute()
     # arq orders its queue by score: an earlier score lets pro and registered searches jump the line.
     head_start = PRIORITY_HEAD_START_S.get(caller.access_tier, 0)
     defer_until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=head_start) if head_start else None

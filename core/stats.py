@@ -1,0 +1,22 @@
+"""Owns the stats:* Redis keys that feed admin analytics: searches per day by tier, distinct anonymous
+visitors per day (HyperLogLog), and the questions that found no matching solution."""
+
+from __future__ import annotations
+
+import time
+
+NO_MATCH_STREAM = "stats:no-match"
+NO_MATCH_MAXLEN = 10_000
+RETENTION_S = 400 * 86400
+
+
+def day(epoch_s: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() if epoch_s is None else epoch_s))
+
+
+def searches_key(day_text: str, tier: str) -> str:
+    return f"stats:searches:{day_text}:{tier}"
+
+
+def anonymous_visitors_key(day_text: str) -> str:
+    return f"stats:anon-visitors:{day_text}"
