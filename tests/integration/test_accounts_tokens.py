@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import httpx
@@ -254,3 +255,22 @@ async def test_password_is_rehashed_on_login_when_parameters_change(client: http
         assert ok.status_code == 200
         stored = (await dynamodb.get_item(TableName=table, Key={"pk": {"S": pk}}))["Item"]["password_hash"]["S"]
     assert stored.startswith("$argon2id$") and "m=19456,t=2,p=1" in stored
+
+
+async def test_an_expired_verification_code_is_refused(client: httpx.AsyncClient, stack: Stack) -> None:
+    from core.dynamo import create_dynamodb_client
+
+    email, _ = await register(client, verify=False)
+    mail = (await client.get("/dev/mailbox/messages", params={"to": email})).json()
+    code = mail[0]["text"].split("code is ")[1][:6]
+    table = stack.settings.table("users")
+    async with create_dynamodb_client(stack.settings) as dynamodb:
+        pointer = await dynamodb.get_item(TableName=table, Key={"pk": {"S": f"email#{email}"}})
+        await dynamodb.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"user#{pointer['Item']['user_id']['S']}"}},
+            UpdateExpression="SET code_expires_at = :past",
+            ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
+        )
+    r = await client.post("/api/auth/verify", json={"email": email, "code": code})
+    assert r.status_code == 400 and r.json()["reason"] == "code_expired"
