@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import signal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +21,9 @@ import httpx
 from redis.asyncio import Redis
 
 from core.dynamo import create_dynamodb_client, values
-from core.logs import configure
 from core.metrics import PAYMENTS
-from core.settings import Settings, load_settings
+from core.runner import run_until_signalled
+from core.settings import Settings
 from marketplace.entitlements import entitlement_cache_key
 from marketplace.history import History
 from marketplace.mail import Attachment, Outbox, create_mailer
@@ -363,17 +362,7 @@ async def run(settings: Settings, stop: asyncio.Event, every_s: float = 1.0) -> 
 
 
 def main() -> None:
-    configure()
-    settings = load_settings()
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
-
-    asyncio.run(runner())
+    run_until_signalled(run)
 
 
 if __name__ == "__main__":

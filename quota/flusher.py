@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from typing import Any
 
@@ -18,9 +17,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core.dynamo import create_dynamodb_client
-from core.logs import configure
 from core.messages import RefundRequest
-from core.settings import Settings, load_settings
+from core.runner import run_until_signalled
+from core.settings import Settings
 from quota import keys
 from quota.engine import QuotaEngine
 from quota.store import UsageStore
@@ -116,17 +115,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def main() -> None:
-    configure()
-    settings = load_settings()
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
-
-    asyncio.run(runner())
+    run_until_signalled(run)
 
 
 if __name__ == "__main__":
