@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import httpx
 from redis.asyncio import Redis
 
-from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port
+from bench.stack import bench_stack
 from quota import keys
 from quota.engine import LUA_DIR
 
@@ -99,44 +97,8 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
-    root = Path(tempfile.mkdtemp(prefix="sf-bench-quota-"))
-    redis_port, dynamodb_port, api_port = free_port(), free_port(), free_port()
-    valkey = start_valkey(redis_port, root / "redis", appendonly=False)
-    moto = start_moto(dynamodb_port)
-    env = {
-        **os.environ,
-        "API_PORT": str(api_port),
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{dynamodb_port}",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "REGISTERED_DAILY_LIMIT": "1000000000",
-        "DEV_MAILBOX": "true",
-        "MAIL_DIR": str(root / "mail"),
-    }
-    gateway = None
-    try:
-        subprocess.run([sys.executable, "-m", "api.bootstrap"], env=env, cwd=ROOT, check=True)
-        gateway = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.app:app_factory",
-                "--factory",
-                "--port",
-                str(api_port),
-                "--workers",
-                str(args.gateway_workers),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            cwd=ROOT,
-        )
-        wait_for_port(api_port, 60)
-        base = f"http://127.0.0.1:{api_port}"
+    with bench_stack({"REGISTERED_DAILY_LIMIT": "1000000000"}, gateway_workers=args.gateway_workers) as system:
+        base, env, root = system.base_url, system.env, system.root
         token = asyncio.run(make_token(base))
         script = root / "validate.lua"
         script.write_text(WRK_POST % token)
@@ -158,11 +120,6 @@ def main() -> None:
             f"redis-py, 32 tasks: PING {ping:.0f} ops/s, consume EVALSHA {evalsha:.0f} ops/s "
             f"(ratio {evalsha / ping:.2f})"
         )
-    finally:
-        if gateway:
-            stop(gateway)
-        stop(moto)
-        stop(valkey)
 
 
 if __name__ == "__main__":

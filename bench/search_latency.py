@@ -10,11 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port  # noqa: E402
+from bench.stack import bench_stack  # noqa: E402
+from core.localservers import stop  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 
 QUERIES = [json.loads(line)["query"] for line in (ROOT / "data/eval/eval_dev.jsonl").read_text().splitlines()]
@@ -56,61 +54,17 @@ async def one(http: httpx.AsyncClient, query: str, token: str | None) -> tuple[f
 
 
 async def run(n: int, poll_delay: str) -> None:
-    root = Path(tempfile.mkdtemp(prefix="sf-bench-"))
-    redis_port, dynamodb_port, api_port = free_port(), free_port(), free_port()
-    valkey = start_valkey(redis_port, root / "redis", appendonly=False)
-    moto = start_moto(dynamodb_port)
-    env = {
-        **os.environ,
-        "API_PORT": str(api_port),
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{dynamodb_port}",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "ANONYMOUS_LIMIT": "100000",
-        "ANONYMOUS_IP_DAILY_LIMIT": "100000",
-        "ARQ_POLL_DELAY_S": poll_delay,
-    }
-    procs = []
-    try:
-        subprocess.run([sys.executable, "-m", "api.bootstrap"], env=env, cwd=ROOT, check=True)
-        subprocess.run(
-            [sys.executable, "-m", "search_worker.index", "build", "--if-missing"], env=env, cwd=ROOT, check=True
-        )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "search_worker.main"],
-                env=env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "api.app:app_factory",
-                    "--factory",
-                    "--port",
-                    str(api_port),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
-                env=env,
-                cwd=ROOT,
-            )
-        )
-        wait_for_port(api_port, 60)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=60) as http:
+    extra = {"ANONYMOUS_LIMIT": "100000", "ANONYMOUS_IP_DAILY_LIMIT": "100000", "ARQ_POLL_DELAY_S": poll_delay}
+    with bench_stack(extra, build_index=True) as system:
+        env = system.env
+        worker = system.start_worker()
+        async with httpx.AsyncClient(base_url=system.base_url, timeout=60) as http:
             while (await http.get("/ready")).status_code != 200:
                 await asyncio.sleep(0.2)
             for q in QUERIES[:3]:
                 await one(http, q, None)
             rows = [await one(http, QUERIES[i % len(QUERIES)], None) for i in range(n)]
+        stop(worker)
         first = [r[0] for r in rows]
         done = [r[1] for r in rows]
         queue = [r[2] for r in rows]
@@ -137,11 +91,6 @@ async def run(n: int, poll_delay: str) -> None:
         print(f"queue wait inside the job      p50 {pct(queue, 0.5):7.1f} ms   p95 {pct(queue, 0.95):7.1f} ms")
         overhead = statistics.median(first) - statistics.median(local)
         print(f"overhead of POST + queue hop + stream relay to first event: {overhead:.1f} ms (p50)")
-    finally:
-        for p in procs:
-            stop(p)
-        stop(moto)
-        stop(valkey)
 
 
 def main() -> None:

@@ -10,10 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -24,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 import httpx
 from redis import Redis
 
-from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port
+from bench.stack import bench_stack
+from core.localservers import stop
 
 QUERIES = [json.loads(line)["query"] for line in (ROOT / "data/eval/eval_dev.jsonl").read_text().splitlines()]
 
@@ -62,56 +60,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent searches in flight")
     parser.add_argument("--workers", default="1,2,4")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="sf-bench-tp-"))
-    redis_port, dynamodb_port, api_port = free_port(), free_port(), free_port()
-    valkey = start_valkey(redis_port, root / "redis", appendonly=False)
-    moto = start_moto(dynamodb_port)
-    env = {
-        **os.environ,
-        "API_PORT": str(api_port),
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{dynamodb_port}",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "ANONYMOUS_LIMIT": "100000000",
-        "ANONYMOUS_IP_DAILY_LIMIT": "100000000",
-        "EXTRACTIVE_PIECE_DELAY_S": "0",
-    }
-    subprocess.run([sys.executable, "-m", "api.bootstrap"], env=env, cwd=ROOT, check=True)
-    subprocess.run(
-        [sys.executable, "-m", "search_worker.index", "build", "--if-missing"], env=env, cwd=ROOT, check=True
-    )
-    gateway = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:app_factory",
-            "--factory",
-            "--port",
-            str(api_port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    redis = Redis(port=redis_port)
-    try:
-        wait_for_port(api_port, 60)
-        base = f"http://127.0.0.1:{api_port}"
+    extra = {"ANONYMOUS_LIMIT": "100000000", "ANONYMOUS_IP_DAILY_LIMIT": "100000000", "EXTRACTIVE_PIECE_DELAY_S": "0"}
+    with bench_stack(extra, build_index=True) as system:
+        base = system.base_url
+        redis = Redis.from_url(system.redis_url)
         for n in [int(w) for w in args.workers.split(",")]:
-            workers = [
-                subprocess.Popen(
-                    [sys.executable, "-m", "search_worker.main"],
-                    env=env,
-                    cwd=ROOT,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                for _ in range(n)
-            ]
+            workers = [system.start_worker() for _ in range(n)]
             while redis.zcount("search:workers", time.time() * 1000 - 3000, "+inf") < n:
                 time.sleep(0.2)
             client(base, 2, 4, 0)  # warm up
@@ -133,11 +87,7 @@ def main() -> None:
             for w in workers:
                 stop(w)
             redis.delete("search:workers")
-    finally:
         redis.close()
-        stop(gateway)
-        stop(moto)
-        stop(valkey)
 
 
 if __name__ == "__main__":

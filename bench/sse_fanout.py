@@ -10,11 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import httpx
 from redis.asyncio import Redis
 
-from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port
+from bench.stack import bench_stack
 from core.streams import events_key, meta_key
 
 EVENTS = 50
@@ -87,37 +84,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=500)
     parser.add_argument("--client-processes", type=int, default=4)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="sf-bench-sse-"))
-    redis_port, dynamodb_port, api_port = free_port(), free_port(), free_port()
-    valkey = start_valkey(redis_port, root / "redis", appendonly=False)
-    moto = start_moto(dynamodb_port)
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{dynamodb_port}",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-    }
-    gateway = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:app_factory",
-            "--factory",
-            "--port",
-            str(api_port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    try:
-        wait_for_port(api_port, 60)
-        base = f"http://127.0.0.1:{api_port}"
+    with bench_stack() as system:
+        base, redis_url, gateway = system.base_url, system.redis_url, system.gateway
         ids = [uuid.uuid4().hex for _ in range(args.streams)]
 
         async def prepare() -> None:
@@ -159,10 +127,6 @@ def main() -> None:
         print(
             f"event lag behind its write: p50 {lags[len(lags) // 2]:.0f} ms  p99 {lags[int(len(lags) * 0.99)]:.0f} ms"
         )
-    finally:
-        stop(gateway)
-        stop(moto)
-        stop(valkey)
 
 
 if __name__ == "__main__":
