@@ -26,12 +26,15 @@ from api.routes import accounts, health, marketplace, pages, payments, search, v
 from api.state import Services
 from core.dynamo import create_dynamodb_client
 from core.logs import configure
+from core.search_sessions import SearchSessions
 from core.settings import Settings, load_settings
 from core.streams import QUEUE_NAME
 from marketplace.cognito import CognitoVerifier
+from marketplace.entitlements import EntitlementStore
 from marketplace.mail import Outbox, create_mailer
-from marketplace.sessions import IpHasher
-from marketplace.tokens import TokenDirectory
+from marketplace.sessions import IpHasher, SessionStore
+from marketplace.tokens import TokenDirectory, TokenService
+from marketplace.users import UserStore
 from payments.reconcile import Reconciler, create_phonepe
 from quota.engine import QuotaEngine
 from quota.store import UsageStore
@@ -47,6 +50,18 @@ async def _write_last_used(services: Services, every_s: float = 5.0) -> None:
             await services.tokens.write_last_used()
         except Exception as exc:  # DynamoDB briefly away: the times are only informative
             log.warning("could not record token last-use times: %s", type(exc).__name__)
+
+
+async def _sweep_searches(services: Services, every_s: float = 2.0) -> None:
+    """End (and refund) searches whose worker died, whether or not anyone is listening."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            ended = await services.searches.sweep()
+            if ended:
+                log.warning("ended %d searches whose worker stopped", ended)
+        except Exception as exc:  # Redis briefly away: the next round sweeps
+            log.warning("search sweep failed: %s", type(exc).__name__)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -68,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
             store = UsageStore(dynamodb, settings.table("usage"))
             outbox = Outbox(dynamodb, settings, create_mailer(settings))
+            tokens = TokenDirectory(redis, dynamodb, settings)
             services = Services(
                 settings=settings,
                 redis=redis,
@@ -75,7 +91,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 dynamodb=dynamodb,
                 quota=QuotaEngine(redis, store, timezone=settings.quota_timezone),
                 http=http,
-                tokens=TokenDirectory(redis, dynamodb, settings),
+                tokens=tokens,
+                token_service=TokenService(dynamodb, settings, tokens),
+                users=UserStore(dynamodb, redis, settings),
+                sessions=SessionStore(dynamodb, redis, settings),
+                entitlements=EntitlementStore(dynamodb, settings),
+                searches=SearchSessions(redis, ttl_s=settings.stream_ttl_s, maxlen=settings.stream_maxlen),
                 ip_hasher=IpHasher(redis),
                 cognito=CognitoVerifier(settings, http),
                 payments=Reconciler(settings, dynamodb, redis, create_phonepe(settings, http), outbox),
@@ -88,6 +109,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             gc.freeze()
             writer = asyncio.create_task(_write_last_used(services))
             stack.callback(writer.cancel)
+            sweeper = asyncio.create_task(_sweep_searches(services))
+            stack.callback(sweeper.cancel)
             yield
 
     def provide_services(state: State) -> Services:

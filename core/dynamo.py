@@ -52,6 +52,18 @@ def values(**named: Any) -> dict[str, Any]:
     return {f":{k}": _serializer.serialize(_decimals(v)) for k, v in named.items()}
 
 
+async def query_all(client: Any, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+    """Every item a query matches, page by page: a bare query stops silently at 1 MB."""
+    while True:
+        response = await client.query(**kwargs)
+        for item in response.get("Items", []):
+            yield item
+        last = response.get("LastEvaluatedKey")
+        if not last:
+            return
+        kwargs["ExclusiveStartKey"] = last
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str

@@ -17,6 +17,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Meta(ge=1, le=65535)] = 8000
+    gateway_workers: Annotated[int, Meta(ge=1, le=64)] = 1
+    # Addresses or CIDRs of the load balancers in front of the gateway (e.g. the ALB's subnets); only
+    # their X-Forwarded-For is believed. Empty: the connecting address is the client.
+    trusted_proxies: str = ""
+    # When set, /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers loopback only.
+    metrics_token: str = ""
     public_base_url: str = "http://127.0.0.1:8000"
     secret_key: Annotated[str, Meta(min_length=32)] = DEV_SECRET
 
@@ -93,6 +99,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trust_cloudfront_headers: bool = False
     session_ttl_s: Annotated[int, Meta(ge=60)] = 14 * 24 * 3600
     log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.secret_key == DEV_SECRET and self.public_base_url.startswith("https://"):
+            raise ValueError("SECRET_KEY is the development default; set a secret of your own in production")
+
+    @property
+    def trusted_proxy_list(self) -> str:
+        return ",".join(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     @property
     def secure_cookies(self) -> bool:

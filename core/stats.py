@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from redis.asyncio import Redis
+
 NO_MATCH_STREAM = "stats:no-match"
 NO_MATCH_MAXLEN = 10_000
 RETENTION_S = 400 * 86400
@@ -20,3 +22,14 @@ def searches_key(day_text: str, tier: str) -> str:
 
 def anonymous_visitors_key(day_text: str) -> str:
     return f"stats:anon-visitors:{day_text}"
+
+
+async def count_search(redis: Redis, tier: str, anon_id: str | None) -> None:
+    today = day()
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.incr(searches_key(today, tier))
+        pipe.expire(searches_key(today, tier), RETENTION_S)
+        if anon_id:
+            pipe.pfadd(anonymous_visitors_key(today), anon_id)
+            pipe.expire(anonymous_visitors_key(today), RETENTION_S)
+        await pipe.execute()

@@ -21,9 +21,17 @@ def meta_key(search_id: str) -> str:
     return f"{SEARCH_PREFIX}{{{search_id}}}:meta"
 
 
-def lost_key(search_id: str) -> str:
-    """Set once by the gateway process that ends a search whose worker died."""
-    return f"{SEARCH_PREFIX}{{{search_id}}}:lost"
+def ended_key(search_id: str) -> str:
+    """Set once, by whoever writes the search's terminal event (done or error)."""
+    return f"{SEARCH_PREFIX}{{{search_id}}}:ended"
+
+
+RUNNING_KEY = "search:running"  # search ids a worker has started and not finished, scored by start time
+
+
+def streams_open_key(owner: str) -> str:
+    """The SSE streams a caller has open now (members: stream ids, scores: open time in ms)."""
+    return f"{SEARCH_PREFIX}streams:{owner}"
 
 
 def worker_index_key(worker_id: str) -> str:

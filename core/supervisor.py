@@ -73,14 +73,11 @@ def main() -> int:
             "gateway",
             [
                 "-m",
-                "uvicorn",
-                "api.app:app_factory",
-                "--factory",
+                "api.serve",
                 "--host",
                 settings.api_host,
                 "--port",
                 str(settings.api_port),
-                "--no-access-log",
             ],
         )
         wait_for_port(settings.api_port, timeout_s=60, process=children[-1][1])

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -43,19 +44,33 @@ class IpHasher:
         return hmac.new(await self.salt(), ip.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    created_at: int
+    csrf_hash: str  # the CSRF token in use when the session began: only it works with this session
+
+
+def csrf_hash(token: str) -> str:
+    return hashlib.sha256(f"csrf:{token}".encode()).hexdigest()
+
+
 class SessionStore:
+    """The one owner of the sessions table."""
+
     def __init__(self, dynamodb: Any, redis: Redis, settings: Settings) -> None:
         self.dynamodb = dynamodb
         self.redis = redis
         self.settings = settings
         self.table = settings.table("sessions")
 
-    async def create(self, user_id: str, ip_hash: str, location: dict[str, str]) -> str:
+    async def create(self, user_id: str, ip_hash: str, location: dict[str, str], csrf_token: str) -> str:
         session_id = secrets.token_urlsafe(32)
         now = int(time.time())
         item = {
             "pk": f"session#{session_hash(session_id)}",
             "user_id": user_id,
+            "csrf_hash": csrf_hash(csrf_token),
             "created_at": now,
             "expires_at": now + self.settings.session_ttl_s,
             "ip_hmac": ip_hash,
@@ -64,7 +79,7 @@ class SessionStore:
         await self.dynamodb.put_item(TableName=self.table, Item=to_item(item))
         return session_id
 
-    async def user_for(self, session_id: str) -> str | None:
+    async def get(self, session_id: str) -> Session | None:
         if not session_id or len(session_id) > 100:
             return None
         response = await self.dynamodb.get_item(
@@ -75,7 +90,7 @@ class SessionStore:
         data = from_item(response["Item"])
         if int(data["expires_at"]) < time.time():
             return None
-        return str(data["user_id"])
+        return Session(str(data["user_id"]), int(data["created_at"]), str(data.get("csrf_hash", "")))
 
     async def delete(self, session_id: str) -> None:
         await self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": f"session#{session_hash(session_id)}"}})

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from quota import keys
 from quota.batcher import ScriptBatcher
-from quota.errors import QuotaUnavailableError
+from quota.errors import IdempotencyKeyReusedError, QuotaUnavailableError
 from quota.store import UsageStore
 
 log = logging.getLogger("quota")
@@ -63,7 +63,10 @@ class QuotaEngine:
         window: Window,
         check_only: bool = False,
         idempotency_key: str | None = None,
+        fingerprint: str = "",
     ) -> Decision:
+        """`fingerprint` identifies the request an idempotency key was first used with; the same key
+        with another request raises IdempotencyKeyReusedError (the IETF Idempotency-Key draft's rule)."""
         script_keys = [keys.counter(subject), keys.usage_log(subject)]
         if idempotency_key:
             script_keys.append(keys.idempotency(subject, idempotency_key))
@@ -77,11 +80,16 @@ class QuotaEngine:
             solution_id,
             DAY_COUNTER_TTL_S if window == "day" else TOTAL_COUNTER_TTL_S,
             LOG_MAXLEN,
+            fingerprint,
         ]
         try:
             for _ in range(2):
                 status, used, limit_out, period, reset_in = await self._consume(keys=script_keys, args=args)
                 period = period.decode() if isinstance(period, bytes) else str(period)
+                if status == -3:
+                    raise IdempotencyKeyReusedError(
+                        "This Idempotency-Key was used with a different request.", reason="idempotency_key_reused"
+                    )
                 if status != -2:
                     return Decision(status == 1, int(used), int(limit_out), period, int(reset_in), subject)
                 await self._seed(subject, period, window)

@@ -15,6 +15,7 @@ import msgspec
 from arq.connections import RedisSettings
 
 from core.logs import configure
+from core.search_sessions import SearchSessions
 from core.settings import Settings, load_settings
 from core.streams import QUEUE_NAME, WORKERS_KEY, worker_index_key
 from search_worker.answerers import create_answerer
@@ -52,6 +53,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         answerer=create_answerer(settings),
         index=index,
         worker_id=worker_id,
+        sessions=SearchSessions(ctx["redis"], ttl_s=settings.stream_ttl_s, maxlen=settings.stream_maxlen),
     )
     ctx["app"] = context
     ctx["heartbeat"] = asyncio.create_task(_heartbeat(context))

@@ -62,16 +62,13 @@ class Stack:
             "gateway",
             [
                 "-m",
-                "uvicorn",
-                "api.app:app_factory",
-                "--factory",
+                "api.serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 self.env["API_PORT"],
                 "--workers",
                 str(workers),
-                "--no-access-log",
             ],
         )
         wait_for_port(int(self.env["API_PORT"]), timeout_s=60, process=process)

@@ -81,14 +81,11 @@ async def test_gateway_restart_while_streams_are_open_resumes_with_last_event_id
             "gateway-restart",
             [
                 "-m",
-                "uvicorn",
-                "api.app:app_factory",
-                "--factory",
+                "api.serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
-                "--no-access-log",
             ],
             env=env,
         )

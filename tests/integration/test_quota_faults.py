@@ -27,16 +27,13 @@ def start_gateway(stack: Stack, name: str, env: dict[str, str], workers: int = 1
         name,
         [
             "-m",
-            "uvicorn",
-            "api.app:app_factory",
-            "--factory",
+            "api.serve",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
             "--workers",
             str(workers),
-            "--no-access-log",
         ],
         env=env,
     )
