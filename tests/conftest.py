@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port
 from core.settings import Settings, load_settings
 
+pytest_plugins = ["tests.helpers"]  # its fixtures (cognito) are everyone's
+
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "data" / "catalog" / "solutions.jsonl"
 # A slice of the real catalog keeps the session's index build to seconds; these entries are always in it.
@@ -117,6 +119,7 @@ def stack() -> Iterator[Stack]:
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
         "DEV_MAILBOX": "true",
         "MAIL_DIR": str(root / "mail"),
+        "INVOICE_DIR": str(root / "invoices"),
         "FLUSH_INTERVAL_S": "0.2",
         "SIMULATOR_PORT": str(simulator_port),
         "PHONEPE_BASE_URL": f"http://127.0.0.1:{simulator_port}",
@@ -161,6 +164,14 @@ async def clean(stack: Stack, redis: Redis) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not await redis.zcard("search:workers"):
         await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def flusher(stack: Stack, clean: None) -> Iterator[None]:
+    """A quota flusher for this test only: it applies refunds (and writes usage behind)."""
+    stack.spawn("flusher-test", ["-m", "quota.flusher"])
+    yield
+    stack.stop("flusher-test")
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
+import anyio
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -171,7 +172,9 @@ async def _counted(
         async for message in events:
             yield message
     finally:
-        await services.searches.close_stream(owner, lease)
+        # A client that left cancels this generator's scope; the lease is still given back.
+        with anyio.CancelScope(shield=True):
+            await services.searches.close_stream(owner, lease)
 
 
 async def _owned(request: Request[Any, Any, Any], services: Services, search_id: str) -> str:

@@ -4,42 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import httpx
 import pytest
 
 from tests.conftest import Stack, read_events
-
-
-async def csrf(client: httpx.AsyncClient) -> dict[str, str]:
-    token = (await client.get("/api/auth/csrf")).json()["csrf_token"]
-    return {"X-CSRFToken": token}
-
-
-async def register(client: httpx.AsyncClient, *, verify: bool = True) -> tuple[str, dict[str, str]]:
-    headers = await csrf(client)
-    email = f"user-{uuid.uuid4().hex[:8]}@Example.com"
-    response = await client.post(
-        "/api/auth/register", json={"email": email, "password": "correct horse 1"}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    assert response.json()["email"] == email.lower()
-    if verify:
-        mail = (await client.get("/dev/mailbox/messages", params={"to": email.lower()})).json()
-        code = mail[0]["text"].split("code is ")[1][:6]
-        assert (await client.post("/api/auth/verify", json={"email": email, "code": code})).status_code == 200
-    return email.lower(), headers
-
-
-async def token_for(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
-    response = await client.post(
-        "/api/generate-solution-token", json={"solution_id": "aws-solution-finder"}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["access_tier"] == "registered" and body["quota"]["daily_limit"] == 10
-    return str(body["token"])
+from tests.helpers import csrf, register, token_for  # noqa: F401  (others import them from here)
 
 
 async def test_register_login_logout_and_me(client: httpx.AsyncClient) -> None:

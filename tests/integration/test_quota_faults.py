@@ -13,32 +13,12 @@ import httpx
 from redis.asyncio import Redis
 
 from core.dynamo import create_dynamodb_client, to_item
-from core.localservers import free_port, start_valkey, stop, wait_for_port
+from core.localservers import free_port, start_valkey, stop
 from tests.conftest import ROOT, Stack
-from tests.integration.test_accounts_tokens import register, token_for
+from tests.helpers import register, start_gateway, token_for
 from tests.integration.test_quota_engine import _validate_burst, unflushed
 
 BODY = {"solution_id": "aws-solution-finder"}
-
-
-def start_gateway(stack: Stack, name: str, env: dict[str, str], workers: int = 1) -> str:
-    port = free_port()
-    process = stack.spawn(
-        name,
-        [
-            "-m",
-            "api.serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env=env,
-    )
-    wait_for_port(port, timeout_s=60, process=process)
-    return f"http://127.0.0.1:{port}"
 
 
 async def test_redis_restart_gives_503_then_recovers_and_rebuilds_from_dynamodb(
