@@ -29,6 +29,7 @@ class Caller:
     token_hash: str | None = None
     new_anon_cookie: str | None = None
     client_ip: str = ""
+    used_elsewhere: dict[str, int] = field(default_factory=dict)  # {day: count} the old system counted
 
 
 @dataclass
@@ -107,6 +108,7 @@ async def admit(
                 check_only=check_only,
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
+                used_elsewhere=caller.used_elsewhere,
             )
             if not decision.allowed:
                 _refuse(caller, decision, "daily_limit_exceeded", settings.public_base_url)
@@ -134,7 +136,12 @@ async def usage(services: Services, caller: Caller) -> Decision | None:
     subject = keys.user_subject(caller.user_id, caller.solution_id)
     try:
         return await services.quota.consume(
-            subject, caller.solution_id, limit=caller.limit, window="day", check_only=True
+            subject,
+            caller.solution_id,
+            limit=caller.limit,
+            window="day",
+            check_only=True,
+            used_elsewhere=caller.used_elsewhere,
         )
     except (QuotaUnavailableError, RedisError, OSError):
         return None

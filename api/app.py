@@ -20,6 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 from redis.asyncio import ConnectionPool
 
+from api.cors import cors_middleware_factory
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.observability import metrics, observability_middleware
 from api.routes import accounts, health, marketplace, pages, payments, search, validate
@@ -136,7 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[observability_middleware],
+        middleware=[observability_middleware, cors_middleware_factory(settings)],
         openapi_config=OpenAPIConfig(title="Solution Finder", version="0.1.0", path="/schema"),
         response_cache_config=ResponseCacheConfig(),
         request_max_body_size=64 * 1024,

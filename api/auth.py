@@ -52,7 +52,7 @@ async def optional_session_user(request: Request[Any, Any, Any], services: Servi
     if session is None:
         return None
     user = await services.users.get(session.user_id)
-    if user is None or session.created_at < user.sessions_valid_from:
+    if user is None or session.created_at_ms < user.sessions_valid_from_ms:
         return None  # the password was reset after this session began
     if csrf:
         require_csrf(request, session.csrf_hash)

@@ -98,6 +98,7 @@ async def ensure_tables(client: Any, specs: list[TableSpec]) -> list[str]:
     created = []
     for spec in specs:
         if spec.name in existing:
+            await _add_missing_indexes(client, spec)
             continue
         attributes = {spec.hash_key}
         schema = [{"AttributeName": spec.hash_key, "KeyType": "HASH"}]
@@ -128,3 +129,30 @@ async def ensure_tables(client: Any, specs: list[TableSpec]) -> list[str]:
             )
         created.append(spec.name)
     return created
+
+
+async def _add_missing_indexes(client: Any, spec: TableSpec) -> None:
+    """An index added to a spec after its table was made (e.g. the seed tables' token-index) is created
+    on the running table; DynamoDB builds it in the background."""
+    description = (await client.describe_table(TableName=spec.name))["Table"]
+    have = {i["IndexName"] for i in description.get("GlobalSecondaryIndexes", [])}
+    for index_name, hash_key, range_key in spec.indexes:
+        if index_name in have:
+            continue
+        key_schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+        attributes = [{"AttributeName": hash_key, "AttributeType": "S"}]
+        if range_key:
+            key_schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+            attributes.append({"AttributeName": range_key, "AttributeType": "S"})
+        create: dict[str, Any] = {
+            "IndexName": index_name,
+            "KeySchema": key_schema,
+            "Projection": {"ProjectionType": "ALL"},
+        }
+        if description.get("BillingModeSummary", {}).get("BillingMode") != "PAY_PER_REQUEST":
+            create["ProvisionedThroughput"] = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        await client.update_table(
+            TableName=spec.name,
+            AttributeDefinitions=attributes,
+            GlobalSecondaryIndexUpdates=[{"Create": create}],
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Annotated, Literal
@@ -30,6 +31,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dynamodb_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     table_prefix: str = "marketplace-"
+    # Full names for some tables, e.g. the old deployment's
+    # "user-solution-entitlements=marketplace-user-solution-entitlements-prod,users=marketplace-users-prod".
+    table_names: str = ""
+    # The old deployment's users table (keyed by Cognito `sub` as `userId`), read when a seed user signs in.
+    legacy_users_table: str = ""
+    # Other names of a solution: its tokens, quotas and payments follow the canonical id.
+    solution_aliases: str = (
+        "aws-solution-finder-001=aws-solution-finder,faiss=aws-solution-finder,aws-finder=aws-solution-finder"
+    )
+    # Origins (besides PUBLIC_BASE_URL) that may call the JSON APIs from a browser; the token validator
+    # answers every origin, as the seed did (it carries its own credential and no cookies).
+    cors_allow_origins: str = ""
+    # Finder front ends that /register and /login may send a new token back to (in the URL fragment).
+    finder_origins: str = ""
 
     catalog_path: str = "data/catalog/solutions.jsonl"
     index_dir: str = "var/index"
@@ -117,7 +132,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return frozenset(t.strip() for t in self.quota_fail_open_tiers.split(",") if t.strip())
 
     def table(self, name: str) -> str:
-        return f"{self.table_prefix}{name}"
+        return _pairs(self.table_names).get(name) or f"{self.table_prefix}{name}"
+
+    def canonical_solution(self, solution_id: str) -> str:
+        return _pairs(self.solution_aliases).get(solution_id, solution_id)
+
+    def solution_aliases_of(self, canonical: str) -> list[str]:
+        return [alias for alias, target in _pairs(self.solution_aliases).items() if target == canonical]
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_allow_origins.split(",") if o.strip()]
+
+    @property
+    def finder_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.finder_origins.split(",") if o.strip()]
+
+
+@functools.lru_cache(maxsize=64)
+def _pairs(text: str) -> dict[str, str]:
+    """'a=b,c=d' -> {'a': 'b', 'c': 'd'}"""
+    pairs = (item.split("=", 1) for item in text.split(",") if "=" in item)
+    return {k.strip(): v.strip() for k, v in pairs}
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from core.dynamo import from_item, to_item
 from core.settings import Settings
@@ -30,13 +31,19 @@ class IpHasher:
         self.redis = redis
         self._day = -1
         self._salt = b""
+        self._fallback = secrets.token_hex(32).encode()
 
     async def salt(self) -> bytes:
         day = int(time.time() // 86400)
         if day != self._day:
             key = f"{SALT_KEY}{day}"
-            await self.redis.set(key, secrets.token_hex(32), nx=True, ex=2 * 86400)
-            self._salt = bytes(await self.redis.get(key) or b"")
+            try:
+                await self.redis.set(key, secrets.token_hex(32), nx=True, ex=2 * 86400)
+                self._salt = bytes(await self.redis.get(key) or b"")
+            except (RedisError, OSError):
+                # Redis away: this process salts on its own until the next day (hashes then differ
+                # between processes, which only loosens per-address limits while Redis is down).
+                return self._salt or self._fallback
             self._day = day
         return self._salt
 
@@ -47,7 +54,7 @@ class IpHasher:
 @dataclass(frozen=True)
 class Session:
     user_id: str
-    created_at: int
+    created_at_ms: int
     csrf_hash: str  # the CSRF token in use when the session began: only it works with this session
 
 
@@ -72,6 +79,7 @@ class SessionStore:
             "user_id": user_id,
             "csrf_hash": csrf_hash(csrf_token),
             "created_at": now,
+            "created_ms": time.time_ns() // 1_000_000,
             "expires_at": now + self.settings.session_ttl_s,
             "ip_hmac": ip_hash,
             **{f"location_{k}": v for k, v in location.items() if v},
@@ -90,7 +98,8 @@ class SessionStore:
         data = from_item(response["Item"])
         if int(data["expires_at"]) < time.time():
             return None
-        return Session(str(data["user_id"]), int(data["created_at"]), str(data.get("csrf_hash", "")))
+        created_ms = int(data.get("created_ms") or int(data["created_at"]) * 1000)
+        return Session(str(data["user_id"]), created_ms, str(data.get("csrf_hash", "")))
 
     async def delete(self, session_id: str) -> None:
         await self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": f"session#{session_hash(session_id)}"}})

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import random
+import re
 import secrets
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -29,7 +32,7 @@ from core.errors import ConflictError, ForbiddenError, NotFoundError, RateLimite
 from core.settings import Settings
 from marketplace.cache import TolerantCache
 from marketplace.catalog import get_solution
-from marketplace.entitlements import EntitlementStore
+from marketplace.entitlements import EntitlementStore, iso_to_epoch
 
 PREFIX = "sf_"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -60,7 +63,12 @@ def new_token() -> str:
     return f"{PREFIX}{body}{_checksum(body)}"
 
 
+LEGACY_TOKEN = re.compile(r"tok_perm_[0-9a-f]{32}")
+
+
 def well_formed(token: str) -> bool:
+    if LEGACY_TOKEN.fullmatch(token):
+        return True  # the old system's tokens: kept in its entitlement rows, adopted on first use
     if len(token) != TOKEN_LENGTH or not token.startswith(PREFIX):
         return False
     body, check = token[len(PREFIX) : -CHECK_LENGTH], token[-CHECK_LENGTH:]
@@ -91,6 +99,9 @@ class Grant:
     solution_id: str
     access_tier: str
     daily_limit: int
+    entitlement_status: str = "active"
+    created_at: str = ""
+    used_elsewhere: dict[str, int] = field(default_factory=dict)
 
 
 class TokenDirectory:
@@ -106,12 +117,14 @@ class TokenDirectory:
         self._loading: dict[tuple[str, str], asyncio.Future[Grant]] = {}
         self._last_used_ms: dict[str, int] = {}
         self._solutions: dict[str, tuple[float, bool]] = {}
+        self._zone = ZoneInfo(settings.quota_timezone)
 
     async def resolve(self, token: str, solution_id: str, client: str = "") -> Grant:
         """The grant for a token used on `solution_id`. `client` (a hashed address) limits how many
         unknown tokens one caller may try: guessing costs a storage read each, so it is throttled."""
         if not well_formed(token):
             raise UnauthorizedError("The token is not valid.", reason="invalid_token")
+        solution_id = self.settings.canonical_solution(solution_id)
         token_hash = hash_token(token)
         cached = self._local.get((token_hash, solution_id))
         if cached and cached[0] > time.monotonic():
@@ -128,7 +141,7 @@ class TokenDirectory:
         try:
             await self._check_guessing(client)
             try:
-                grant = await self._lookup(token_hash, solution_id)
+                grant = await self._lookup(token, token_hash, solution_id)
             except UnauthorizedError:
                 await self._count_guess(client)
                 raise
@@ -142,7 +155,7 @@ class TokenDirectory:
         self._last_used_ms[token_hash] = int(time.time() * 1000)
         return grant
 
-    async def _lookup(self, token_hash: str, solution_id: str) -> Grant:
+    async def _lookup(self, token: str, token_hash: str, solution_id: str) -> Grant:
         now = time.monotonic()
         raw = await self.cache.get(token_cache_key(token_hash))
         if raw == b"-":
@@ -151,6 +164,8 @@ class TokenDirectory:
             record = json.loads(raw)
         else:
             record = await self._load(token_hash)
+            if record is None and LEGACY_TOKEN.fullmatch(token):
+                record = await self._adopt_legacy(token)
             if record is None:
                 await self.cache.set(token_cache_key(token_hash), "-", ex=60)
                 raise UnauthorizedError("The token is not valid.", reason="invalid_token")
@@ -172,6 +187,7 @@ class TokenDirectory:
         )
         if entitlement is None:
             raise ForbiddenError("This account has no access to that solution.", reason="not_entitled")
+        today = dt.datetime.now(self._zone).strftime("%Y-%m-%d")
         grant = Grant(
             token_hash,
             record["user_id"],
@@ -179,11 +195,50 @@ class TokenDirectory:
             solution_id,
             entitlement.tier,
             entitlement.daily_limit,
+            entitlement.status,
+            entitlement.created_at,
+            {today: entitlement.used_on(today)} if entitlement.used_on(today) else {},
         )
         if len(self._local) > 50_000:
             self._local.clear()
         self._local[(token_hash, solution_id)] = (now + LOCAL_TTL_S, grant)
         return grant
+
+    async def _adopt_legacy(self, token: str) -> dict[str, Any] | None:
+        """An old-system token found in its entitlement row (by the sparse token index, never a scan):
+        its hash goes into our tokens table and the clear token leaves the row, in one conditional
+        transaction; a concurrent first use finds the adopted record instead."""
+        row = await self.entitlements.by_legacy_token(token)
+        if row is None:
+            return None
+        email = row.email.strip().lower()
+        user_id = await self.entitlements.account_id_for(email) if email else row.pk.removeprefix("user#")
+        record = {
+            "token_hash": hash_token(token),
+            "user_id": user_id,
+            "email": email,
+            "solution_id": row.solution_id,
+            "status": "active",
+            "created_at": str(iso_to_epoch(row.created_at) * 1000 or int(time.time() * 1000)),
+            "prefix": token[:13],
+            "legacy": True,
+        }
+        try:
+            await self.dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(record),
+                            "ConditionExpression": "attribute_not_exists(token_hash)",
+                        }
+                    },
+                    self.entitlements.forget_legacy_token_item(row, token),
+                ]
+            )
+        except self.dynamodb.exceptions.TransactionCanceledException:
+            return await self._load(hash_token(token))
+        return await self._load(hash_token(token))
 
     async def _solution_active(self, solution_id: str) -> bool:
         cached = self._solutions.get(solution_id)

@@ -4,6 +4,7 @@ unique emails, verification and password-reset codes, login throttling and ident
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from core.dynamo import from_item, to_item, values
 from core.errors import ConflictError, RateLimitedError, UnauthorizedError
 from core.settings import Settings
+from marketplace.entitlements import EntitlementStore, seed_user_id
 
 # OWASP's argon2id recommendation: m=19 MiB, t=2, p=1.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -28,6 +30,7 @@ RESEND_INTERVAL_S = 60
 FAILS_PER_ACCOUNT = 5
 FAILS_PER_IP = 20
 FAIL_WINDOW_S = 15 * 60
+REGISTRATIONS_PER_IP = 30
 RESET_TTL_S = 3600
 _DUMMY_HASH = HASHER.hash("not-a-real-password-0")
 
@@ -60,7 +63,7 @@ class User:
     role: str
     verified: bool
     created_at: int
-    sessions_valid_from: int = 0
+    sessions_valid_from_ms: int = 0
 
 
 class VerificationError_(Exception):
@@ -76,23 +79,27 @@ class UserStore:
         self.redis = redis
         self.settings = settings
         self.table = settings.table("users")
+        self.entitlements = EntitlementStore(dynamodb, settings)
 
-    async def create(self, email: str, password: str, name: str) -> tuple[User, str]:
+    async def create(self, email: str, password: str, name: str, *, user_id: str | None = None) -> tuple[User, str]:
         """Returns the user and the verification code to mail; the role is never taken from input.
         An address whose account was never verified is taken over by the new registration, so
-        registering someone else's address squats nothing."""
+        registering someone else's address squats nothing. An address the old system knew gets the id
+        its tokens and usage were kept under (`seed:<email>`)."""
         email = normalise_email(email)
         password_hash = await hash_password(password)
+        if user_id is None and await self.entitlements.has_legacy(email):
+            user_id = seed_user_id(email)
         for _ in range(3):
             existing = await self.by_email(email)
             if existing is not None and existing.get("verified"):
                 raise ConflictError("An account with that email already exists.", reason="email_taken")
-            user_id = str(uuid.uuid4())
+            new_id = user_id or str(uuid.uuid4())
             now = int(time.time())
             code = f"{secrets.randbelow(1_000_000):06d}"
             user_item = {
-                "pk": f"user#{user_id}",
-                "user_id": user_id,
+                "pk": f"user#{new_id}",
+                "user_id": new_id,
                 "email": email,
                 "name": name,
                 "role": "user",
@@ -104,17 +111,21 @@ class UserStore:
                 "code_tries": 0,
                 "code_sent_at": now,
             }
-            items = [
-                self._claim_email(email, user_id, existing),
-                {"Put": {"TableName": self.table, "Item": to_item(user_item)}},
-            ]
-            if existing is not None:
+            put = {
+                "TableName": self.table,
+                "Item": to_item(user_item),
+                # Overwrites only an unverified account (a seed id registered again by its owner).
+                "ConditionExpression": "attribute_not_exists(pk) OR verified = :f",
+                "ExpressionAttributeValues": values(f=False),
+            }
+            items = [self._claim_email(email, new_id, existing), {"Put": put}]
+            if existing is not None and existing["pk"] != f"user#{new_id}":
                 items.append(self._delete_unverified(str(existing["pk"])))
             try:
                 await self.dynamodb.transact_write_items(TransactItems=items)
             except self.dynamodb.exceptions.TransactionCanceledException:
                 continue  # someone registered or verified the address meanwhile: look again
-            return User(user_id, email, name, "user", False, now), code
+            return User(new_id, email, name, "user", False, now), code
         raise ConflictError("An account with that email already exists.", reason="email_taken")
 
     def _claim_email(self, email: str, user_id: str, existing: dict[str, Any] | None) -> dict[str, Any]:
@@ -170,6 +181,17 @@ class UserStore:
             ttl = max(await self.redis.ttl(account_key), await self.redis.ttl(ip_key), 1)
             raise RateLimitedError("Too many failed sign-ins; try again later.", retry_after_s=ttl)
         return account_key, ip_key
+
+    async def reserve_registration(self, ip_hash: str) -> None:
+        """At most REGISTRATIONS_PER_IP sign-ups an hour from one address: the contract's 409 for a taken
+        address would otherwise let anyone test addresses at full speed."""
+        key = f"auth:register:ip:{ip_hash}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 3600, nx=True)
+            count, _ = await pipe.execute()
+        if int(count) > REGISTRATIONS_PER_IP:
+            raise RateLimitedError("Too many sign-ups from this address; try again later.", retry_after_s=3600)
 
     async def authenticate(self, email: str, password: str, ip_hash: str) -> User:
         email = normalise_email(email)
@@ -262,8 +284,15 @@ class UserStore:
         return _user(data), code
 
     async def start_reset(self, email: str) -> tuple[User, str] | None:
-        """A password-reset code for the address, at most one a minute; None for unknown addresses."""
+        """A password-reset code for the address, at most one a minute; None for unknown addresses.
+        An address only the old system knew (its entitlement rows) gets its account here: resetting
+        the password is how a seed user claims it."""
+        email = normalise_email(email)
         data = await self.by_email(email)
+        if data is None and await self.entitlements.has_legacy(email):
+            with contextlib.suppress(ConflictError):
+                await self.create(email, secrets.token_urlsafe(32), "", user_id=seed_user_id(email))
+            data = await self.by_email(email)
         if data is None:
             return None
         now = int(time.time())
@@ -304,11 +333,11 @@ class UserStore:
             await self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"pk": {"S": data["pk"]}},
-                UpdateExpression="SET password_hash = :p, verified = :t, sessions_valid_from = :now "
+                UpdateExpression="SET password_hash = :p, verified = :t, sessions_valid_from_ms = :now "
                 "REMOVE reset_hash, code_hash",
                 ConditionExpression="reset_hash = :h",
                 ExpressionAttributeValues=values(
-                    p=await hash_password(new_password), t=True, now=int(time.time()), h=expected
+                    p=await hash_password(new_password), t=True, now=time.time_ns() // 1_000_000, h=expected
                 ),
             )
         except self.dynamodb.exceptions.ConditionalCheckFailedException as exc:
@@ -327,6 +356,8 @@ class UserStore:
             if data is not None:
                 return _user(data)
         data = await self.by_email(email) if email and email_verified else None
+        if data is None:
+            data = await self._from_legacy_users(subject)
         if data is None:
             # No verified link: a fresh account whose address is the provider's only if verified.
             address = email if email and email_verified else f"{subject}@cognito.invalid"
@@ -355,6 +386,34 @@ class UserStore:
             return await self.from_identity_provider(subject, email, email_verified)
         return _user(data)
 
+    async def _from_legacy_users(self, subject: str) -> dict[str, Any] | None:
+        """A user of the old deployment (its users table, keyed by the Cognito `sub` as `userId`): the
+        account is created under that same id, so entitlement rows keyed `user#<sub>` are theirs."""
+        table = self.settings.legacy_users_table
+        if not table:
+            return None
+        response = await self.dynamodb.get_item(TableName=table, Key={"userId": {"S": subject}}, ConsistentRead=True)
+        if "Item" not in response:
+            return None
+        row = from_item(response["Item"])
+        profile = row.get("profile") or {}
+        email = normalise_email(str(row.get("email") or profile.get("email") or f"{subject}@cognito.invalid"))
+        existing = await self.by_email(email)
+        if existing is not None:
+            return existing if existing.get("verified") or existing["user_id"] == subject else None
+        name = str(profile.get("name") or row.get("name") or "")
+        user, _ = await self.create(email, secrets.token_urlsafe(32), name, user_id=subject)
+        updates = "SET verified = :v, #r = :r"
+        role = "partner" if row.get("role") == "partner" and row.get("partnerStatus") == "approved" else "user"
+        await self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"user#{user.user_id}"}},
+            UpdateExpression=updates,
+            ExpressionAttributeNames={"#r": "role"},
+            ExpressionAttributeValues=values(v=bool(row.get("emailVerified", False)), r=role),
+        )
+        return await self.raw(user.user_id)
+
     async def set_role(self, email: str, role: str) -> User | None:
         data = await self.by_email(email)
         if data is None:
@@ -378,5 +437,5 @@ def _user(data: dict[str, Any]) -> User:
         str(data.get("role", "user")),
         bool(data.get("verified", False)),
         int(data.get("created_at", 0)),
-        int(data.get("sessions_valid_from", 0)),
+        int(data.get("sessions_valid_from_ms", 0)),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -87,8 +88,10 @@ async def wait_until(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def cognito(stack: Stack) -> AsyncIterator[tuple[str, rsa.RSAPrivateKey]]:
+@contextlib.asynccontextmanager
+async def cognito_gateway(
+    stack: Stack, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[str, rsa.RSAPrivateKey]]:
     """A gateway with AUTH_PROVIDER=cognito and a local JWKS endpoint; yields its URL and the signing key."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
@@ -103,19 +106,29 @@ async def cognito(stack: Stack) -> AsyncIterator[tuple[str, rsa.RSAPrivateKey]]:
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    name = f"gateway-cognito-{port}"
     base = start_gateway(
         stack,
-        "gateway-cognito",
+        name,
         {
             "AUTH_PROVIDER": "cognito",
             "COGNITO_JWKS_URL": f"http://127.0.0.1:{port}/.well-known/jwks.json",
             "COGNITO_ISSUER": "https://cognito-idp.test/pool",
             "COGNITO_AUDIENCE": "app-client",
+            **(extra_env or {}),
         },
     )
-    yield base, key
-    stack.stop("gateway-cognito")
-    await runner.cleanup()
+    try:
+        yield base, key
+    finally:
+        stack.stop(name)
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def cognito(stack: Stack) -> AsyncIterator[tuple[str, rsa.RSAPrivateKey]]:
+    async with cognito_gateway(stack) as gateway:
+        yield gateway
 
 
 def id_token(key: rsa.RSAPrivateKey, **overrides: object) -> str:

@@ -141,6 +141,8 @@ class ValidateResponse(msgspec.Struct):
     access_tier: str
     quota_remaining: int
     quota: QuotaInfo
+    entitlement_status: str = "active"  # the seed's fields, kept for its clients
+    created_at: str = ""
 
 
 class TokenView(msgspec.Struct):
@@ -222,6 +224,7 @@ async def csrf(request: Request[Any, Any, Any], services: Services) -> Response[
 @post("/api/auth/register", status_code=201, summary="Create an account; a 6-digit code is emailed")
 async def register(data: RegisterRequest, request: Request[Any, Any, Any], services: Services) -> Response[UserView]:
     require_csrf(request)
+    await services.users.reserve_registration(await services.ip_hasher.hash(client_ip(request)))
     user, code = await services.users.create(data.email, data.password, data.name.strip())
     await History(services.dynamodb, services.settings).record(
         user.user_id, "signup", source="account", solution_id="aws-solution-finder", actor="user"
@@ -318,7 +321,8 @@ async def _quota_info(services: Services, user: User, solution_id: str, tier: st
 async def me(request: Request[Any, Any, Any], services: Services) -> MeView:
     user = await session_user(request, services, csrf=False)
     views = []
-    for entitlement in await services.entitlements.list_for(user.user_id, user.email):
+    # An unverified account has not proven the address: it sees no entitlements (a seed address's included).
+    for entitlement in await services.entitlements.list_for(user.user_id, user.email) if user.verified else []:
         quota = await _quota_info(services, user, entitlement.solution_id, entitlement.tier, entitlement.daily_limit)
         pro_until = entitlement.pro_until if entitlement.tier == "pro" else 0
         views.append(EntitlementView(entitlement.solution_id, entitlement.tier, quota, pro_until))
@@ -346,9 +350,7 @@ async def _issued_view(services: Services, user: User, issued: IssuedToken) -> G
 
 @post("/api/generate-solution-token", status_code=201, summary="Issue a solution token (shown once)")
 async def generate_token(data: GenerateRequest, request: Request[Any, Any, Any], services: Services) -> GeneratedToken:
-    user = await session_user(request, services, csrf=True)
-    if not user.verified:
-        raise ForbiddenError("Verify your email address first.", reason="email_unverified")
+    user = await _verified(request, services, csrf=True)
     await _require_available(services, data.solution_id)
     await services.entitlements.ensure(user.user_id, data.solution_id, services.redis)
     issued = await services.token_service.issue(user.user_id, user.email, data.solution_id)
@@ -371,7 +373,7 @@ TOKEN_ID = re.compile(r"[0-9a-f]{16}")
 
 @post("/api/tokens/{token_id:str}/rotate", status_code=201, summary="Replace one of your tokens with a new one")
 async def rotate_token(token_id: str, request: Request[Any, Any, Any], services: Services) -> GeneratedToken:
-    user = await session_user(request, services, csrf=True)
+    user = await _verified(request, services, csrf=True)
     if not TOKEN_ID.fullmatch(token_id):
         raise NotFoundError("No such active token.")
     issued = await services.token_service.rotate(user.user_id, user.email, token_id)
@@ -380,16 +382,24 @@ async def rotate_token(token_id: str, request: Request[Any, Any, Any], services:
 
 @get("/api/tokens", summary="Your tokens: prefix, status, creation and last use")
 async def list_tokens(request: Request[Any, Any, Any], services: Services) -> list[TokenView]:
-    user = await session_user(request, services, csrf=False)
+    user = await _verified(request, services, csrf=False)
     return [_token_view(r) for r in await services.token_service.records(user.user_id)]
 
 
 @post("/api/tokens/{token_id:str}/revoke", status_code=200, summary="Revoke one of your tokens")
 async def revoke_token(token_id: str, request: Request[Any, Any, Any], services: Services) -> Accepted:
-    user = await session_user(request, services, csrf=True)
+    user = await _verified(request, services, csrf=True)
     if not TOKEN_ID.fullmatch(token_id) or not await services.token_service.revoke(user.user_id, token_id):
         raise NotFoundError("No such token.")
     return Accepted(status="revoked")
+
+
+async def _verified(request: Request[Any, Any, Any], services: Services, *, csrf: bool) -> User:
+    """Tokens belong to verified accounts only: an unverified one may be someone squatting the address."""
+    user = await session_user(request, services, csrf=csrf)
+    if not user.verified:
+        raise ForbiddenError("Verify your email address first.", reason="email_unverified")
+    return user
 
 
 def _user_view(user: User) -> UserView:

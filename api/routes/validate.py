@@ -18,7 +18,7 @@ from api.admission import Caller, admit
 from api.errors import BodyTooLargeError, MethodNotAllowedError
 from api.routes.accounts import QuotaInfo, ValidateRequest, ValidateResponse
 from api.state import Services
-from core.errors import BadRequestError
+from core.errors import BadRequestError, ForbiddenError
 
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -50,6 +50,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 @asgi("/api/validate-solution-token", copy_scope=False)
 async def validate_token(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope.get("method") == "OPTIONS":  # without an Origin (browsers' preflight is answered in api/cors.py)
+        allow = [(b"allow", b"POST, OPTIONS"), (b"content-length", b"0")]
+        await send(HTTPResponseStartEvent(type="http.response.start", status=204, headers=allow))
+        await send(HTTPResponseBodyEvent(type="http.response.body", body=b"", more_body=False))
+        return
     if scope.get("method") != "POST":
         raise MethodNotAllowedError("Use POST.", headers={"Allow": "POST, OPTIONS"})
     services: Services = scope["app"].state.services
@@ -65,12 +70,15 @@ async def validate_token(scope: Scope, receive: Receive, send: Send) -> None:
     grant = await services.tokens.resolve(
         data.token, data.solution_id, client=await services.ip_hasher.hash(client[0] if client else "unknown")
     )
+    if data.user_email is not None and data.user_email.strip().lower() != grant.email:
+        raise ForbiddenError("The token belongs to another user than user_email.", reason="user_mismatch")
     caller = Caller(
         access_tier=grant.access_tier,
         user_id=grant.user_id,
         email=grant.email,
-        solution_id=data.solution_id,
+        solution_id=grant.solution_id,
         limit=grant.daily_limit,
+        used_elsewhere=grant.used_elsewhere,
     )
     # A retry must be the same request: the key is bound to a hash of the body (the IETF draft's rule).
     fingerprint = hashlib.sha256(body).hexdigest()[:32] if key else ""
@@ -84,6 +92,8 @@ async def validate_token(scope: Scope, receive: Receive, send: Send) -> None:
             access_tier=grant.access_tier,
             quota_remaining=decision.remaining,
             quota=QuotaInfo(daily_limit=decision.limit, daily_used=decision.used, unlimited=decision.limit < 0),
+            entitlement_status=grant.entitlement_status,
+            created_at=grant.created_at,
         )
     )
     headers: list[tuple[bytes, bytes]] = [
