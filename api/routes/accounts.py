@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -143,6 +144,16 @@ class ValidateResponse(msgspec.Struct):
     quota: QuotaInfo
     entitlement_status: str = "active"  # the seed's fields, kept for its clients
     created_at: str = ""
+
+
+class HandoffRequest(msgspec.Struct, forbid_unknown_fields=True):
+    solution_id: SolutionId
+    return_to: Annotated[str, Meta(max_length=2000, pattern=r"^https?://")]
+
+
+class Handoff(msgspec.Struct):
+    redirect_url: str
+    token_prefix: str
 
 
 class TokenView(msgspec.Struct):
@@ -357,6 +368,25 @@ async def generate_token(data: GenerateRequest, request: Request[Any, Any, Any],
     return await _issued_view(services, user, issued)
 
 
+@post(
+    "/api/finder-handoff",
+    status_code=201,
+    summary="After sign-in: a new token for a finder front end, returned in the URL fragment of return_to",
+)
+async def finder_handoff(data: HandoffRequest, request: Request[Any, Any, Any], services: Services) -> Handoff:
+    user = await _verified(request, services, csrf=True)
+    parts = urlsplit(data.return_to)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    allowed = {services.settings.public_base_url.rstrip("/"), *services.settings.finder_origin_list}
+    if origin not in allowed or parts.fragment:
+        raise BadRequestError("That return address is not a known finder (FINDER_ORIGINS).", reason="unknown_origin")
+    await _require_available(services, data.solution_id)
+    await services.entitlements.ensure(user.user_id, data.solution_id, services.redis)
+    issued = await services.token_service.issue(user.user_id, user.email, data.solution_id)
+    # In the fragment, never the query: fragments are not sent to servers or kept in their logs.
+    return Handoff(redirect_url=f"{data.return_to}#token={issued.token}", token_prefix=issued.record.prefix)
+
+
 def _token_view(record: TokenRecord) -> TokenView:
     return TokenView(
         token_prefix=record.prefix,
@@ -448,5 +478,6 @@ ROUTES = [
     rotate_token,
     forgot_password,
     reset_password,
+    finder_handoff,
     mailbox_messages,
 ]

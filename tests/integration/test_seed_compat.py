@@ -247,3 +247,24 @@ async def test_a_cognito_seed_user_is_their_seed_row(stack: Stack, clean: None) 
     body = me.json()
     assert body["user_id"] == sub and body["email"] == email
     assert [e["solution_id"] for e in body["entitlements"]] == ["aws-solution-finder"]
+
+
+async def test_the_finder_hand_off_returns_a_token_in_the_fragment_to_known_origins_only(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    from tests.helpers import register
+
+    _, headers = await register(client)
+    back = f"{stack.base_url}/search?from=register"
+    made = await client.post(
+        "/api/finder-handoff", json={"solution_id": "aws-solution-finder", "return_to": back}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    url = made.json()["redirect_url"]
+    assert url.startswith(back + "#token=") and "token=" not in url.split("#")[0]
+    assert (await validate(client, url.split("#token=")[1], check_only=True)).status_code == 200
+    for bad in ("https://evil.example/search", f"{stack.base_url}.evil.example/x", f"{back}#already"):
+        r = await client.post(
+            "/api/finder-handoff", json={"solution_id": "aws-solution-finder", "return_to": bad}, headers=headers
+        )
+        assert r.status_code == 400, (bad, r.text)
