@@ -228,7 +228,7 @@ async function start() {
     input.value = pending;
     sessionStorage.removeItem(PENDING_KEY);
     if (!welcome) notice("Your question is back in the box: press Search to ask it.", [], "ok");
+    input.focus();
   }
-  input.focus();
 }
 start();
