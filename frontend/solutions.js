@@ -32,7 +32,7 @@ async function catalog() {
   $("catalog").replaceChildren(...items.map((s) => {
     const li = el("li");
     li.append(el("a", s.title, { href: s.url, rel: "noopener", target: "_blank" }), el("p", s.summary),
-      el("p", [...s.categories, ...s.services.slice(0, 6)].join(" · "), { class: "services" }));
+      el("p", [...s.categories, ...s.services].join(" · "), { class: "services" }));
     return li;
   }));
   $("catalog-prev").hidden = offset === 0;
