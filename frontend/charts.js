@@ -17,7 +17,7 @@ function frame(width, height, title, desc) {
 
 // Vertical bars, one per label; each series is stacked in order. series: [{name, cls, values}]
 export function barChart(labels, series, { title, format = String } = {}) {
-  const W = 480, H = 220, left = 44, bottom = 28, top = 10;
+  const W = 480, H = 220, left = 64, bottom = 28, top = 10;
   const totals = labels.map((_, i) => series.reduce((sum, s) => sum + (s.values[i] || 0), 0));
   const max = Math.max(1, ...totals);
   const total = totals.reduce((a, b) => a + b, 0);
@@ -36,7 +36,11 @@ export function barChart(labels, series, { title, format = String } = {}) {
         y -= h;
       }
     }
-    if (i === 0 || i === labels.length - 1 || labels.length <= 8) svg.append(svgEl("text", { x: left + i * step + step / 2, y: H - 8, "text-anchor": "middle" }, label.slice(5)));
+    if (i === 0 || i === labels.length - 1 || labels.length <= 8) {
+      const anchor = labels.length > 8 ? (i === 0 ? "start" : "end") : "middle";
+      const x = anchor === "start" ? left + i * step : anchor === "end" ? left + (i + 1) * step : left + i * step + step / 2;
+      svg.append(svgEl("text", { x, y: H - 8, "text-anchor": anchor }, label.slice(5)));
+    }
   });
   return svg;
 }
