@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post, put
+from litestar.params import Parameter
 from msgspec import Meta
 
 from api.routes.accounts import admin_user, session_user
@@ -40,11 +41,11 @@ async def solution_detail(solution_id: str, services: Services) -> Solution:
 @get("/api/catalog", summary="Browse the AWS catalog the finder searches: words, category, service")
 async def catalog(
     services: Services,
-    q: Annotated[str, Meta(max_length=200)] = "",
-    category: Annotated[str, Meta(max_length=100)] = "",
-    service: Annotated[str, Meta(max_length=100)] = "",
-    offset: Annotated[int, Meta(ge=0, le=100_000)] = 0,
-    limit: Annotated[int, Meta(ge=1, le=50)] = 20,
+    q: Annotated[str, Parameter(max_length=200)] = "",
+    category: Annotated[str, Parameter(max_length=100)] = "",
+    service: Annotated[str, Parameter(max_length=100)] = "",
+    offset: Annotated[int, Parameter(ge=0, le=100_000)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=50)] = 20,
 ) -> CatalogPage:
     return browse(services.settings.catalog_path, q=q, category=category, service=service, offset=offset, limit=limit)
 
@@ -86,7 +87,7 @@ async def retire_solution(solution_id: str, request: Request[Any, Any, Any], ser
 async def solutions_by_status(
     request: Request[Any, Any, Any],
     services: Services,
-    status: Annotated[str, Meta(pattern="^(active|pending|retired)$")] = "pending",
+    status: Annotated[str, Parameter(pattern="^(active|pending|retired)$")] = "pending",
 ) -> list[Solution]:
     await admin_user(request, services, csrf=False)
     return await CatalogStore(services.dynamodb, services.settings).by_status(status)
