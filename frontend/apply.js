@@ -12,6 +12,15 @@ async function mine() {
   if (list.some((a) => a.status === "pending")) $("apply-form").hidden = true;
 }
 
+// Listen before asking who is signed in, so an early click never falls through to a native submit.
+$("apply-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const result = await api("POST", "/api/partners/applications", {
+    company: $("company").value.trim(), website: $("website").value.trim(), description: $("description").value.trim() });
+  say($("message"), result.ok ? "Thank you: your application is under review. We email you the decision." : errorText(result), result.ok ? "ok" : "notice");
+  mine();
+});
+
 const { user, error } = await whoAmI();
 if (!user && !error) {
   toLogin("partner");
@@ -21,10 +30,3 @@ if (!user && !error) {
   $("apply-form").hidden = !!partner;
   mine();
 }
-$("apply-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const result = await api("POST", "/api/partners/applications", {
-    company: $("company").value.trim(), website: $("website").value.trim(), description: $("description").value.trim() });
-  say($("message"), result.ok ? "Thank you: your application is under review. We email you the decision." : errorText(result), result.ok ? "ok" : "notice");
-  mine();
-});

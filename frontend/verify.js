@@ -2,14 +2,6 @@
 import { $, api, errorText, goOn, say, whoAmI } from "/static/app.js";
 
 const message = $("message");
-const { user } = await whoAmI();
-const known = (user && user.email) || sessionStorage.getItem("sf_verify_email") || "";
-if (user && user.verified) goOn("/account"); // nothing to verify: carry on
-$("email").value = known;
-$("sent-to").textContent = known || "your address";
-$("email-label").hidden = !!known;
-(known ? $("code") : $("email")).focus();
-
 $("verify-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const code = $("code").value.trim();
@@ -27,3 +19,11 @@ $("resend").addEventListener("click", async () => {
   const result = await api("POST", "/api/auth/resend-code", { email: $("email").value.trim() });
   say(message, result.ok ? `A new code is on its way to ${$("email").value.trim()}.` : errorText(result), result.ok ? "ok" : "notice");
 });
+
+const { user } = await whoAmI();
+const known = (user && user.email) || sessionStorage.getItem("sf_verify_email") || "";
+if (user && user.verified) goOn("/account"); // nothing to verify: carry on
+$("email").value = known;
+$("sent-to").textContent = known || "your address";
+$("email-label").hidden = !!known;
+(known ? $("code") : $("email")).focus();

@@ -10,9 +10,7 @@ import pytest
 from playwright.async_api import BrowserContext, Page, Route, expect
 
 from tests.browser.helpers import (
-    DESKTOP,
     PASSWORD,
-    PHONE,
     api_register,
     mail_code,
     new_email,
@@ -24,10 +22,8 @@ from tests.browser.helpers import (
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.browser
-BOTH = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 
 
-@BOTH
 async def test_register_shows_no_code_step_until_registered_then_verifies(page: Page, stack: Stack) -> None:
     await page.goto(f"{stack.base_url}/register?solution_id=aws-solution-finder")
     await expect(page.locator("input[autocomplete=one-time-code]")).to_have_count(0)

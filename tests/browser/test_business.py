@@ -8,11 +8,10 @@ import re
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
-from tests.browser.helpers import DESKTOP, PHONE, api_register, csrf_header, make_admin, new_email, search, sign_in
+from tests.browser.helpers import DESKTOP, api_register, csrf_header, make_admin, new_email, search, sign_in
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.browser
-BOTH = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 GSTIN_MAHARASHTRA = "27AAPFU0939F1ZV"
 
 
@@ -31,7 +30,6 @@ async def test_anonymous_upgrade_asks_to_sign_in_and_comes_back(page: Page, stac
     await expect(page.locator("#buy")).to_have_text("Upgrade to Pro")
 
 
-@BOTH
 async def test_buy_pro_with_billing_details_then_the_payment_page_says_what_was_bought(
     page: Page, context: BrowserContext, stack: Stack
 ) -> None:
@@ -189,7 +187,6 @@ async def test_admin_analytics_are_drawn_as_charts_with_csv_links(
     await expect(csv).to_have_attribute("href", "/api/admin/analytics/export/searches?days=7")
 
 
-@BOTH
 async def test_the_catalog_can_be_filtered_by_words_category_and_service(page: Page, stack: Stack) -> None:
     await page.goto(f"{stack.base_url}/solutions")
     await expect(page.locator("#list a", has_text="AWS Solution Finder")).to_be_visible()
