@@ -1,4 +1,7 @@
-"""Playwright driving Debian's Chromium against the session's real gateway; a failing test saves a screenshot."""
+"""Playwright driving Debian's Chromium against the session's real gateway; a failing test saves a screenshot.
+
+Tests marked `needs_api12` drive pages against API the lead is adding for issue 12 (session searches,
+password reset, `pro_until`, FINDER_ORIGINS); they are skipped, saying so, while the gateway lacks it."""
 
 from __future__ import annotations
 
@@ -6,8 +9,12 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from tests.browser.helpers import DESKTOP
+from tests.conftest import Stack
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -23,11 +30,29 @@ FLAGS = [
 ]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_api12: needs the issue-12 API (skipped while the gateway lacks it)")
+    config.addinivalue_line("markers", "allow_console_errors: the journey provokes errors on purpose")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def has_api12(stack: Stack) -> bool:
+    """Whether the gateway has the issue-12 API: the forgotten-password endpoint is its smallest sign."""
+    r = httpx.post(f"{stack.base_url}/api/auth/password/forgot", json={"email": "probe@example.com"})
+    return r.status_code == 202
+
+
+@pytest.fixture(autouse=True)
+def _needs_api12(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("needs_api12") and not request.getfixturevalue("has_api12"):
+        pytest.skip("needs the issue-12 API (POST /api/auth/password/forgot is 404 on this gateway)")
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +66,14 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def context(browser: Browser, clean: None) -> AsyncIterator[BrowserContext]:
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+def viewport() -> dict[str, int]:
+    """Desktop unless a test is parametrized with `viewport` (DESKTOP, PHONE)."""
+    return DESKTOP
+
+
+@pytest.fixture
+async def context(browser: Browser, clean: None, viewport: dict[str, int]) -> AsyncIterator[BrowserContext]:
+    ctx = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     yield ctx
     await ctx.close()
 
@@ -50,8 +81,14 @@ async def context(browser: Browser, clean: None) -> AsyncIterator[BrowserContext
 @pytest.fixture
 async def page(context: BrowserContext, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
     tab = await context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     yield tab
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         ARTIFACTS.mkdir(exist_ok=True)
         await tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    elif report is not None and report.passed and not request.node.get_closest_marker("allow_console_errors"):
+        scripting = [e for e in errors if "Failed to load resource" not in e]
+        assert not scripting, f"script errors or CSP violations on the page: {scripting}"

@@ -81,6 +81,9 @@ async def test_partner_application_workflow_end_to_end(client: httpx.AsyncClient
         }
         made = await applicant.post("/api/admin/solutions", json=solution, headers=a_headers)
         assert made.status_code == 201, made.text
+        assert made.json()["status"] == "pending"  # a partner's listing waits for an admin
+        approved = await admin.post(f"/api/admin/solutions/{solution['solution_id']}/approve", headers=ad_headers)
+        assert approved.status_code == 200 and approved.json()["status"] == "active"
         listed = {s["solution_id"] for s in (await client.get("/api/solutions")).json()}
         assert {"aws-solution-finder", solution["solution_id"]} <= listed
         hijack = await other.put(
