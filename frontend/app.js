@@ -110,13 +110,9 @@ export async function goOn(fallback = "/search") {
   const after = JSON.parse(sessionStorage.getItem(AFTER_KEY) || "{}");
   sessionStorage.removeItem(AFTER_KEY);
   if (after.return_to) {
-    const { finder_origins: origins } = await siteConfig();
-    let origin = "";
-    try { origin = new URL(after.return_to).origin; } catch { origin = ""; }
-    if (origin && origins.includes(origin)) {
-      const token = await api("POST", "/api/generate-solution-token", { solution_id: after.solution_id || FINDER });
-      if (token.ok) { location.assign(`${after.return_to.split("#")[0]}#token=${encodeURIComponent(token.data.token)}`); return; }
-    }
+    // The server checks the origin against FINDER_ORIGINS and puts the new token in the fragment.
+    const made = await api("POST", "/api/finder-handoff", { solution_id: after.solution_id || FINDER, return_to: after.return_to });
+    if (made.ok) { location.assign(made.data.redirect_url); return; }
   }
   location.assign(sameOriginPath(after.next || "") || fallback);
 }

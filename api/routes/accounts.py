@@ -15,7 +15,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from msgspec import Meta
 
-from api.admission import Caller, usage
+from api.admission import SOLUTION_ID, Caller, usage
 from api.auth import (
     CSRF_COOKIE,
     admin_user,
@@ -337,6 +337,14 @@ async def me(request: Request[Any, Any, Any], services: Services) -> MeView:
         quota = await _quota_info(services, user, entitlement.solution_id, entitlement.tier, entitlement.daily_limit)
         pro_until = entitlement.pro_until if entitlement.tier == "pro" else 0
         views.append(EntitlementView(entitlement.solution_id, entitlement.tier, quota, pro_until))
+    if user.verified and not any(v.solution_id == SOLUTION_ID for v in views):
+        # Every verified account may search the finder at the registered tier (the session searches so).
+        limit = services.settings.registered_daily_limit
+        views.append(
+            EntitlementView(
+                SOLUTION_ID, "registered", await _quota_info(services, user, SOLUTION_ID, "registered", limit)
+            )
+        )
     return MeView(user.user_id, user.email, user.name, user.verified, user.role, views)
 
 

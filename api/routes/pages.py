@@ -105,10 +105,8 @@ class SiteConfig(msgspec.Struct):
 
 
 def finder_origins(services: Services) -> list[str]:
-    """Origins a sign-in may hand a fresh token back to (FINDER_ORIGINS, comma-separated or a list)."""
-    value: Any = getattr(services.settings, "finder_origins", "")
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [str(item).strip().rstrip("/") for item in items if str(item).strip()]
+    """Origins a sign-in may hand a fresh token back to (FINDER_ORIGINS; POST /api/finder-handoff checks)."""
+    return services.settings.finder_origin_list
 
 
 @get("/api/config", summary="What the pages need to know: hand-off origins and GST state codes")

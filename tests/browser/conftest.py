@@ -1,7 +1,4 @@
-"""Playwright driving Debian's Chromium against the session's real gateway; a failing test saves a screenshot.
-
-Tests marked `needs_api12` drive pages against API the lead is adding for issue 12 (session searches,
-password reset, `pro_until`, FINDER_ORIGINS); they are skipped, saying so, while the gateway lacks it."""
+"""Playwright driving Debian's Chromium against the session's real gateway; a failing test saves a screenshot."""
 
 from __future__ import annotations
 
@@ -9,12 +6,10 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.browser.helpers import DESKTOP
-from tests.conftest import Stack
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -31,7 +26,6 @@ FLAGS = [
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "needs_api12: needs the issue-12 API (skipped while the gateway lacks it)")
     config.addinivalue_line("markers", "allow_console_errors: the journey provokes errors on purpose")
 
 
@@ -40,19 +34,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, f"rep_{report.when}", report)
-
-
-@pytest.fixture(scope="session")
-def has_api12(stack: Stack) -> bool:
-    """Whether the gateway has the issue-12 API: the forgotten-password endpoint is its smallest sign."""
-    r = httpx.post(f"{stack.base_url}/api/auth/password/forgot", json={"email": "probe@example.com"})
-    return r.status_code == 202
-
-
-@pytest.fixture(autouse=True)
-def _needs_api12(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("needs_api12") and not request.getfixturevalue("has_api12"):
-        pytest.skip("needs the issue-12 API (POST /api/auth/password/forgot is 404 on this gateway)")
 
 
 @pytest.fixture(scope="session")

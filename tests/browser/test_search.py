@@ -7,9 +7,12 @@ import re
 
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
+from redis.asyncio import Redis
 
+from quota import keys
 from tests.browser.helpers import DESKTOP, PHONE, search, wait_done
 from tests.conftest import Stack
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.browser
 BOTH = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -117,11 +120,14 @@ async def test_a_refused_question_shows_once_without_an_empty_sources_heading(pa
     assert text.strip() and text.count(text.strip()[:30]) == 1
 
 
-@pytest.mark.needs_api12
-async def test_a_refused_question_costs_nothing(page: Page, stack: Stack) -> None:
+async def test_a_refused_question_costs_nothing(page: Page, stack: Stack, redis: Redis, flusher: None) -> None:
     await page.goto(f"{stack.base_url}/search")
     await search(page, "zqxv plorf wibble")
     await wait_done(page)
+    # The refund is applied by the quota flusher; wait until the counter shows it, then search again.
+    anon = next(c["value"] for c in await page.context.cookies() if c["name"] == "anon_id").rsplit(".", 1)[0]
+    counter = keys.counter(keys.anonymous_subject(anon, "aws-solution-finder"))
+    assert await wait_until(lambda: redis.hget(counter, "refunded"), lambda v: v == b"1") == b"1"
     await search(page, "resize images on the fly behind CloudFront")
     await expect(page.locator("#quota")).to_have_text("2 of 3 free searches left")
 

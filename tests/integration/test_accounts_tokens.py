@@ -15,7 +15,8 @@ from tests.helpers import csrf, register, token_for  # noqa: F401  (others impor
 async def test_register_login_logout_and_me(client: httpx.AsyncClient) -> None:
     email, headers = await register(client)
     me = (await client.get("/api/me")).json()
-    assert me["email"] == email and me["entitlements"] == []
+    assert me["email"] == email
+    assert [(e["solution_id"], e["access_tier"]) for e in me["entitlements"]] == [("aws-solution-finder", "registered")]
     taken = await client.post(
         "/api/auth/register", json={"email": email.upper(), "password": "0123456789x"}, headers=headers
     )
