@@ -25,17 +25,13 @@ from core.messages import (
 from core.metrics import FIRST_TOKEN_SECONDS, JOB_SECONDS, QUEUE_WAIT_SECONDS, TOKENS_STREAMED
 from core.settings import Settings
 from core.streams import REFUND_STREAM, meta_key
-from search_worker.answerers import Answerer, AnswerError, AnswerUsage, parse_citations
+from search_worker.answerers import NO_MATCH_ANSWER, Answerer, AnswerError, AnswerUsage, parse_citations
 from search_worker.embedders import Embedder
 from search_worker.index import LoadedIndex, current_version
-from search_worker.retrieval import Retriever
+from search_worker.retrieval import create_retriever
 from search_worker.stream import EventWriter
 
 log = logging.getLogger("search_worker")
-NO_MATCH_ANSWER = (
-    "No matching solution: nothing in the AWS solutions catalog fits this question. "
-    "Try describing the workload you want to build on AWS."
-)
 
 
 @dataclass
@@ -99,7 +95,7 @@ async def _run(context: WorkerContext, job: SearchJob) -> str:
     try:
         await context.redis.hset(meta_key(job.search_id), mapping={"worker": context.worker_id})  # type: ignore[misc]
         context.maybe_reload_index()
-        retriever = Retriever(context.index, context.embedder, min_relevance=settings.min_relevance)
+        retriever = create_retriever(context.index, context.embedder, settings)
         retrieval = await retriever.retrieve(job.query, k=job.k, collection=job.collection)
         sources = [] if retrieval.no_match else retrieval.results
         await writer.emit(
