@@ -53,6 +53,9 @@ SYNONYMS: dict[str, str] = {
     r"\bwaves?\b": "migration",
     r"org(anization)?[- ]wide|every account|all (of )?(our|my|the)? ?accounts|many accounts|multi[- ]account|across accounts": "organizations multi-account",
     r"\bhealth (events?|notifications?|dashboard)": "aws health",
+    # What AWS Firewall Manager is: one firewall/WAF/security-group policy applied across accounts.
+    r"(web acls?|\bwaf\b|firewall|security groups?).*(every|all|across|organi[sz]ation)"
+    r"|(every|all|across|organi[sz]ation).*(web acls?|\bwaf\b|firewall|security groups?)": "firewall manager",
     r"resiz|crop|thumbnails?": "image transformation",
     r"\blimits?\b|quotas?|service caps": "quota limits",
     r"\b(cloud|aws) bill|spend|save money|cheaper|costs?\b|billing": "cost optimization",
@@ -170,6 +173,8 @@ class SpellingCorrector:
     def correct(self, word: str) -> str:
         if word in self.frequency or len(word) < 4 or not word.isalpha():
             return word
+        if word.endswith("s") and (word[:-1] in self.frequency or word[:-2] in self.frequency):
+            return word  # a plural of a catalog word ("acls") is not a typo
         candidates = set(self._deletes.get(word, ()))
         for variant in _deletions(word):
             candidates |= self._deletes.get(variant, set())
@@ -184,7 +189,10 @@ class SpellingCorrector:
             fixed = self.correct(word)
             if fixed != word:
                 text = re.sub(rf"\b{word}\b", fixed, text)
-        extra = " ".join(words for pattern, words in _COMPILED if pattern.search(text))
+        # Phrases are looked up in the question as typed too: "web ACLs" is a phrase even though the
+        # catalog never spells "acls" and the corrector would change it.
+        typed = question.lower()
+        extra = " ".join(words for pattern, words in _COMPILED if pattern.search(text) or pattern.search(typed))
         return Expansion(text=text, extra=extra)
 
 
