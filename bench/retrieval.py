@@ -75,7 +75,9 @@ def evaluate(retriever: Retriever, rows: list[dict], mode: str, latencies: list[
             scores.mrr10.append(mrr)
             scores.refused += result.no_match
         if misses and recall < 1:
-            print(f"  MISS {recall:.2f} {row['qid']} {row['query']!r}\n     got {ids[:5]}\n     want {sorted(relevant)}")
+            print(
+                f"  MISS {recall:.2f} {row['qid']} {row['query']!r}\n     got {ids[:5]}\n     want {sorted(relevant)}"
+            )
     return groups
 
 

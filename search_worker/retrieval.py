@@ -57,9 +57,7 @@ class Retriever:
         self.embedder = embedder
         self.min_relevance = min_relevance
         self.reranker = reranker
-        self._groups = [
-            [index.positions[i] for i in group if i in index.positions] for group in SAME_PRODUCT
-        ]
+        self._groups = [[index.positions[i] for i in group if i in index.positions] for group in SAME_PRODUCT]
 
     def scope_score(self, full: Vectors, vector: Vectors) -> float:
         """How clearly the question belongs to the catalog: its best full-text cosine, raised or lowered

@@ -51,7 +51,8 @@ SYNONYMS: dict[str, str] = {
     r"certificates?|\btls\b|\bssl\b": "certificate acm",
     r"rehost|lift[- ]and[- ]shift|move (our|my)? ?servers|on[- ]prem": "migration migrate",
     r"\bwaves?\b": "migration",
-    r"org(anization)?[- ]wide|every account|all (of )?(our|my|the)? ?accounts|many accounts|multi[- ]account|across accounts": "organizations multi-account",
+    r"org(anization)?[- ]wide|every account|all (of )?(our|my|the)? ?accounts"
+    r"|many accounts|multi[- ]account|across accounts": "organizations multi-account",
     r"\bhealth (events?|notifications?|dashboard)": "aws health",
     # What AWS Firewall Manager is: one firewall/WAF/security-group policy applied across accounts.
     r"(web acls?|\bwaf\b|firewall|security groups?).*(every|all|across|organi[sz]ation)"
@@ -83,7 +84,9 @@ SYNONYMS: dict[str, str] = {
     r"\betl\b|extract,? transform": "etl glue",
     r"dashboards?|\bbi\b|business intelligence": "dashboard quicksight",
     r"\bbackups?\b": "backup",
-    r"disaster recovery|region (goes )?down|regional (outage|failure)|fail ?over": "disaster recovery multi-region failover",
+    r"disaster recovery|region (goes )?down|regional (outage|failure)|fail ?over": (
+        "disaster recovery multi-region failover"
+    ),
     r"load test|stress test|simulated users": "load testing",
     r"compliance|auditors?|regulators?": "compliance",
     r"vulnerabilit|malware|virus": "security scanning",
@@ -97,7 +100,9 @@ SYNONYMS: dict[str, str] = {
     r"\bsftp\b|\bftp\b|file transfer": "transfer family sftp",
     r"feature flags?|feature toggles?": "appconfig feature flag",
     r"tenants?|saas": "multi-tenant",
-    r"ticket (drop|sale)|flash sale|traffic spikes?|surges?|sudden (traffic|demand)|too many visitors": "waiting room traffic spike",
+    r"ticket (drop|sale)|flash sale|traffic spikes?|surges?|sudden (traffic|demand)|too many visitors": (
+        "waiting room traffic spike"
+    ),
     r"(visitors|users|customers|buyers) in (a )?(line|queue)|hold (visitors|users)": "waiting room",
 }
 
@@ -105,33 +110,73 @@ SYNONYMS: dict[str, str] = {
 # of a group share their best score, so whichever name the question matches, both appear together.
 SAME_PRODUCT: tuple[frozenset[str], ...] = (
     frozenset({"solution/serverless-image-handler", "solution/dynamic-image-transformation-for-amazon-cloudfront"}),
-    frozenset({"guidance/guidance-for-rolling-back-changes-to-datasets-in-amazon-s3", "guidance/sample-s3-rollback-tool"}),
-    frozenset({"solution/amazon-s3-glacier-refreezer", "solution/data-transfer-from-amazon-s3-glacier-vaults-to-amazon-s3"}),
+    frozenset(
+        {"guidance/guidance-for-rolling-back-changes-to-datasets-in-amazon-s3", "guidance/sample-s3-rollback-tool"}
+    ),
+    frozenset(
+        {"solution/amazon-s3-glacier-refreezer", "solution/data-transfer-from-amazon-s3-glacier-vaults-to-amazon-s3"}
+    ),
     frozenset({"solution/aws-connected-mobility-solution", "solution/connected-mobility-solution-on-aws"}),
 )
 
 # Everyday topics nothing in an AWS solutions catalog answers. A question that is nearer to these than
 # to the catalog is out of scope; they are embedded with the catalog when the index is built.
 OFF_TOPIC: tuple[str, ...] = (
-    "cooking a recipe for dinner", "baking bread and cakes at home", "restaurant recommendations nearby",
-    "weather forecast for tomorrow", "rain, temperature and climate in a city",
-    "booking flights and cheap airline tickets", "hotels and holiday travel plans", "train and bus timetables",
-    "visa, passport and government paperwork", "paying personal income tax", "personal loans, credit cards and savings",
-    "stock market tips and investing my money", "buying a house or renting an apartment",
-    "health symptoms and medical advice", "diet, calories and nutrition", "exercise, fitness and workouts",
-    "sleep problems and stress", "pregnancy and caring for a baby", "parenting advice for children",
-    "pets, dogs and cats", "gardening and growing plants", "home repairs, plumbing and cleaning",
-    "removing stains and doing laundry", "fashion, clothes and shoes", "hair, makeup and skincare",
-    "dating, relationships and marriage", "wedding planning and speeches", "birthday party ideas",
-    "movies and TV shows to watch", "music, songs and learning an instrument", "books and novels to read",
-    "football, cricket and sports results", "video game cheats and walkthroughs", "celebrity gossip and news",
-    "learning a foreign language", "school homework, maths and science questions", "history and geography facts",
-    "definition of an English word", "writing a poem or a story", "jokes and riddles",
-    "astrology and horoscopes", "religion and philosophy", "politics and elections",
-    "buying a car and car repairs", "shopping deals and discounts", "choosing a laptop or a phone",
-    "fixing my phone or my printer", "job interview tips and writing a CV", "salary negotiation and careers",
-    "unit conversion and simple arithmetic", "what time a shop opens", "tipping etiquette and manners",
-    "chess, board games and puzzles", "knitting, sewing and crafts", "photography tips for beginners",
+    "cooking a recipe for dinner",
+    "baking bread and cakes at home",
+    "restaurant recommendations nearby",
+    "weather forecast for tomorrow",
+    "rain, temperature and climate in a city",
+    "booking flights and cheap airline tickets",
+    "hotels and holiday travel plans",
+    "train and bus timetables",
+    "visa, passport and government paperwork",
+    "paying personal income tax",
+    "personal loans, credit cards and savings",
+    "stock market tips and investing my money",
+    "buying a house or renting an apartment",
+    "health symptoms and medical advice",
+    "diet, calories and nutrition",
+    "exercise, fitness and workouts",
+    "sleep problems and stress",
+    "pregnancy and caring for a baby",
+    "parenting advice for children",
+    "pets, dogs and cats",
+    "gardening and growing plants",
+    "home repairs, plumbing and cleaning",
+    "removing stains and doing laundry",
+    "fashion, clothes and shoes",
+    "hair, makeup and skincare",
+    "dating, relationships and marriage",
+    "wedding planning and speeches",
+    "birthday party ideas",
+    "movies and TV shows to watch",
+    "music, songs and learning an instrument",
+    "books and novels to read",
+    "football, cricket and sports results",
+    "video game cheats and walkthroughs",
+    "celebrity gossip and news",
+    "learning a foreign language",
+    "school homework, maths and science questions",
+    "history and geography facts",
+    "definition of an English word",
+    "writing a poem or a story",
+    "jokes and riddles",
+    "astrology and horoscopes",
+    "religion and philosophy",
+    "politics and elections",
+    "buying a car and car repairs",
+    "shopping deals and discounts",
+    "choosing a laptop or a phone",
+    "fixing my phone or my printer",
+    "job interview tips and writing a CV",
+    "salary negotiation and careers",
+    "unit conversion and simple arithmetic",
+    "what time a shop opens",
+    "tipping etiquette and manners",
+    "chess, board games and puzzles",
+    "knitting, sewing and crafts",
+    "photography tips for beginners",
 )
 
 _COMPILED = tuple((re.compile(pattern), words) for pattern, words in SYNONYMS.items())
