@@ -57,7 +57,8 @@ class Retriever:
         self.embedder = embedder
         self.min_relevance = min_relevance
         self.reranker = reranker
-        self._groups = [[index.positions[i] for i in group if i in index.positions] for group in SAME_PRODUCT]
+        present = ([index.positions[i] for i in group if i in index.positions] for group in SAME_PRODUCT)
+        self._groups = [group for group in present if len(group) > 1]  # a catalog may hold one name only
 
     def scope_score(self, full: Vectors, vector: Vectors) -> float:
         """How clearly the question belongs to the catalog: its best full-text cosine, raised or lowered
