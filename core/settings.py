@@ -50,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     index_dir: str = "var/index"
     embedder: Literal["minilm", "titan"] = "minilm"
     titan_model_id: str = "amazon.titan-embed-text-v2:0"
+    reranker: Literal["none", "bedrock"] = "none"
+    rerank_model_id: str = "amazon.rerank-v1:0"
     answer_provider: Literal["extractive", "bedrock", "openai"] = "extractive"
     bedrock_model_id: str = "amazon.nova-pro-v1:0"
     bedrock_endpoint_url: str | None = None
@@ -58,7 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     openai_api_key: str = ""
     extractive_piece_delay_s: Annotated[float, Meta(ge=0, le=1)] = 0.02
     search_k: Annotated[int, Meta(ge=1, le=20)] = 5
-    min_relevance: float = 0.24
+    min_relevance: float = 0.30
 
     workers: Annotated[int, Meta(ge=1, le=64)] = 2
     arq_poll_delay_s: Annotated[float, Meta(gt=0, le=5)] = 0.01

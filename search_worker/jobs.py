@@ -18,17 +18,12 @@ from core.messages import DoneEvent, SearchJob, SourcesEvent, TokenEvent
 from core.metrics import FIRST_TOKEN_SECONDS, JOB_SECONDS, QUEUE_WAIT_SECONDS, TOKENS_STREAMED
 from core.search_sessions import SearchSessions
 from core.settings import Settings
-from search_worker.answerers import Answerer, AnswerError, AnswerUsage, parse_citations
+from search_worker.answerers import NO_MATCH_ANSWER, Answerer, AnswerError, AnswerUsage, parse_citations
 from search_worker.embedders import Embedder
 from search_worker.index import LoadedIndex, current_version
-from search_worker.retrieval import Retriever
+from search_worker.retrieval import create_retriever
 
 log = logging.getLogger("search_worker")
-NO_MATCH_ANSWER = (
-    "Nothing in the AWS solutions catalog fits this question, and it was not counted against your searches. "
-    'Try naming the workload and the AWS service, for example "schedule EC2 instances to stop at night" '
-    'or "stream video on demand".'
-)
 
 
 @dataclass
@@ -84,7 +79,7 @@ async def _run(context: WorkerContext, job: SearchJob) -> str:
         return "duplicate"
     try:
         context.maybe_reload_index()
-        retriever = Retriever(context.index, context.embedder, min_relevance=settings.min_relevance)
+        retriever = create_retriever(context.index, context.embedder, settings)
         retrieval = await retriever.retrieve(job.query, k=job.k, collection=job.collection)
         sources = [] if retrieval.no_match else retrieval.results
         await sessions.emit(

@@ -72,7 +72,7 @@ async def test_out_of_scope_question_gets_no_matching_solution(client: httpx.Asy
     events = await read_events(client, body["events_url"])
     assert events[0][1] == "sources"
     assert events[0][2]["no_match"] is True and events[0][2]["results"] == []
-    assert "Nothing in the AWS solutions catalog fits" in events[-1][2]["answer"]
+    assert "No matching solution" in events[-1][2]["answer"]
 
 
 async def test_query_endpoint_answers_in_one_document(client: httpx.AsyncClient) -> None:
