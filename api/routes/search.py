@@ -22,7 +22,16 @@ from core import stats
 from core.errors import NotFoundError, UnavailableError
 from core.logs import REQUEST_ID
 from core.messages import Charge, ErrorEvent, RefundRequest, SearchJob
-from core.streams import QUEUE_NAME, REFUND_STREAM, WORKERS_KEY, cancel_key, events_key, lost_key, meta_key
+from core.streams import (
+    QUEUE_NAME,
+    REFUND_STREAM,
+    WORKERS_KEY,
+    cancel_key,
+    events_key,
+    job_id,
+    lost_key,
+    meta_key,
+)
 
 PRIORITY_HEAD_START_S = {"pro": 120, "registered": 60, "anonymous": 0}
 READ_BLOCK_MS = 2000
@@ -110,7 +119,7 @@ async def start_search(
         await services.arq.enqueue_job(
             "run_search",
             msgspec.to_builtins(job),
-            _job_id=search_id,
+            _job_id=job_id(search_id),
             _queue_name=QUEUE_NAME,
             _defer_until=defer_until,
         )
@@ -243,7 +252,7 @@ async def cancel_search(search_id: str, services: Services) -> Accepted:
         raise NotFoundError("No such search.")
     await services.redis.set(cancel_key(search_id), "1", ex=services.settings.stream_ttl_s)
     # A search still waiting in the queue is cancelled here; a running one stops at its next token.
-    aborted = await services.arq.zrem(QUEUE_NAME, search_id)
+    aborted = await services.arq.zrem(QUEUE_NAME, job_id(search_id))
     if aborted:
         data = msgspec.json.encode(ErrorEvent(reason="cancelled", error="The search was cancelled."))
         await services.redis.xadd(events_key(search_id), {"event": "error", "data": data})

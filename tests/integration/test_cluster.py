@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from core.localservers import free_port, start_valkey, stop
+from dev.servers import free_port, start_valkey, stop
 from quota.engine import QuotaEngine
 from quota.flusher import Flusher
 from quota.store import UsageStore

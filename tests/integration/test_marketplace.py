@@ -15,7 +15,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from core.dynamo import create_dynamodb_client, from_item
-from core.localservers import free_port
+from dev.servers import free_port
 from tests.conftest import ROOT, Stack
 from tests.integration.test_accounts_tokens import csrf, register
 from tests.integration.test_quota_faults import start_gateway
