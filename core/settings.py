@@ -120,7 +120,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 def env_example() -> str:
     """The text of .env.example: every setting with its default (`python -m core.settings > .env.example`)."""
     lines = [
-        "# Every setting, with its default. make up and the tests set REDIS_URL and DYNAMODB_ENDPOINT_URL themselves.",
+        "# Every setting, with its default. The tests set their own servers' URLs.",
+        "# make up (and make admin, make migrate, make index) fill in, when unset: REDIS_URL from REDIS_PORT,",
+        "# DYNAMODB_ENDPOINT_URL from DYNAMODB_PORT, PHONEPE_BASE_URL from SIMULATOR_PORT, SIMULATOR_WEBHOOK_URL",
+        "# from API_PORT, local AWS credentials, and DEV_MAILBOX=true (off everywhere else).",
+        "# REDIS_CLUSTER=true: REDIS_URL names one node of a Redis Cluster (ElastiCache cluster mode).",
         "# DYNAMODB_ENDPOINT_URL empty = real AWS DynamoDB; BEDROCK_ENDPOINT_URL empty = real Bedrock.",
         "# AUTH_PROVIDER=cognito takes Cognito User Pool JWTs (COGNITO_* name the pool's JWKS, issuer and app client).",
     ]

@@ -119,7 +119,7 @@ class UserStore:
     async def _throttle_check(self, email: str, ip_hash: str) -> None:
         account_key = f"auth:fail:acct:{hashlib.sha256(email.encode()).hexdigest()[:32]}"
         ip_key = f"auth:fail:ip:{ip_hash}"
-        account, ip = await self.redis.mget(account_key, ip_key)
+        account, ip = await self.redis.get(account_key), await self.redis.get(ip_key)  # two slots on a cluster
         if int(account or 0) >= FAILS_PER_ACCOUNT or int(ip or 0) >= FAILS_PER_IP:
             ttl = max(await self.redis.ttl(account_key), await self.redis.ttl(ip_key), 1)
             raise RateLimitedError("Too many failed logins; try again later.", retry_after_s=ttl)

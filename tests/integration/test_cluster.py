@@ -121,8 +121,13 @@ async def cluster_stack(stack: Stack, cluster: RedisCluster) -> AsyncIterator[St
 
 async def test_a_search_runs_end_to_end_on_the_cluster(cluster_stack: Stack, cluster: RedisCluster) -> None:
     async with httpx.AsyncClient(base_url=cluster_stack.base_url, timeout=30) as http:
-        _, headers = await register(http)
+        email, headers = await register(http)
         token = await token_for(http, headers)
+        assert (await http.post("/api/auth/logout", headers=headers)).status_code == 204
+        login = await http.post(
+            "/api/auth/login", json={"email": email, "password": "correct horse 1"}, headers=headers
+        )
+        assert login.status_code == 200, login.text
         bearer = {"Authorization": f"Bearer {token}"}
         anonymous = (await http.post("/api/searches", json={"query": "resize images on the fly"})).json()
         registered = (await http.post("/api/searches", json={"query": "schedule instances"}, headers=bearer)).json()

@@ -26,7 +26,7 @@ from core.streams import WORKERS_KEY
 from dev import supervisor as supervisor_module
 from dev.servers import free_port
 from dev.supervisor import Supervisor
-from tests.conftest import ROOT, Stack
+from tests.conftest import ROOT, Stack, read_events
 from tests.integration.test_accounts_tokens import csrf, register, token_for
 from tests.integration.test_payments import checkout, tier, wait_state
 
@@ -181,6 +181,9 @@ async def test_make_up_keeps_what_people_did_and_replaces_what_dies(make_up: Mak
         invoice = await http.get(f"/api/payments/{order}/invoice.pdf")
         assert invoice.status_code == 200 and invoice.content.startswith(b"%PDF")
         assert len([t for t in (await http.get("/api/tokens")).json() if t["status"] == "active"]) == 1
+        search = await http.post("/api/searches", json={"query": "resize images"}, headers={"X-Request-ID": "mu-1"})
+        assert (await read_events(http, search.json()["events_url"]))[-1][1] == "done"
+        await make_up.wait_log('"request_id": "mu-1"')  # the worker's line about the search carries it
     settings = load_settings(
         {"DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{make_up.overrides['DYNAMODB_PORT']}", "TABLE_PREFIX": "makeup-"}
     )
