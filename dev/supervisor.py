@@ -160,7 +160,8 @@ class Supervisor:
     def forget_metrics(self, pid: int) -> None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        if "PROMETHEUS_MULTIPROC_DIR" in self.env:  # a dead process's live gauges stop counting
+            multiprocess.mark_process_dead(pid, self.env["PROMETHEUS_MULTIPROC_DIR"])  # type: ignore[no-untyped-call]
 
     # -- stopping -------------------------------------------------------------------------------------
     def on_signal(self, signum: int, _frame: object) -> None:
