@@ -2,7 +2,8 @@
 
 `logging.json` beside this module is the one logging configuration: `configure()` applies it in our
 processes, and uvicorn takes it with `--log-config core/logging.json`, so uvicorn's own lines (start-up,
-shutdown, errors, in its parent process too) are JSON like ours.
+shutdown, errors, in its parent process too) are JSON like ours. Its access log is discarded: each line
+holds the client's address (requests are counted in the gateway's metrics instead).
 """
 
 from __future__ import annotations
