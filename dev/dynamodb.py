@@ -7,7 +7,8 @@ could interleave; real DynamoDB never lets them. A lock around the app restores 
 moto keeps tables in memory. With `--data`, every write that succeeded is appended to `journal.jsonl` and
 fsynced before its answer goes out, and the journal is replayed at start, so an acknowledged write survives
 Ctrl-C and `kill -9`. A write cut short by a crash was never acknowledged: its torn last line is dropped.
-At start and every COMPACT_EVERY writes the journal is rewritten as a snapshot (tables, TTL, items).
+At start and every COMPACT_EVERY writes the journal is rewritten as a snapshot (tables, TTL, items 25 to
+a request), so a start replays what the tables hold, not their history.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ WRITES = frozenset(
     }
 )
 COMPACT_EVERY = 10_000
+BATCH_WRITE_MAX = 25  # DynamoDB's limit per BatchWriteItem
 _REGION = re.compile(r"Credential=[^/]*/[^/]*/([^/]+)/")
 
 
@@ -174,10 +176,12 @@ class LocalDynamo:
             spec = {"Enabled": True, "AttributeName": ttl["AttributeName"]}
             yield "UpdateTimeToLive", region, json.dumps({"TableName": name, "TimeToLiveSpecification": spec}).encode()
         scan: dict[str, Any] = {"TableName": name}
-        while True:
+        while True:  # items in BatchWriteItem requests of 25: replaying a request costs far more than an item
             page = self.call("Scan", region, scan)[1]
-            for item in page.get("Items", []):
-                yield "PutItem", region, json.dumps({"TableName": name, "Item": item}).encode()
+            items = page.get("Items", [])
+            for start in range(0, len(items), BATCH_WRITE_MAX):
+                puts = [{"PutRequest": {"Item": item}} for item in items[start : start + BATCH_WRITE_MAX]]
+                yield "BatchWriteItem", region, json.dumps({"RequestItems": {name: puts}}).encode()
             if not page.get("LastEvaluatedKey"):
                 return
             scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]

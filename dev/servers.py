@@ -114,7 +114,7 @@ def start_dynamodb(
     if data_dir is not None:
         args += ["--data", str(data_dir)]
     process = popen(args, log, env=env, supervised=supervised)
-    wait_for_port(port, timeout_s=60, process=process)
+    wait_for_port(port, timeout_s=60 if data_dir is None else 300, process=process)  # a long journal replays first
     return process
 
 
