@@ -10,26 +10,24 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import msgspec
-from arq.connections import ArqRedis
 from litestar import Litestar
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
-from redis.asyncio import ConnectionPool
 
 from api.cors import cors_middleware_factory
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.observability import metrics, observability_middleware
 from api.routes import accounts, health, marketplace, pages, payments, search, validate
 from api.state import Services
+from core.connections import open_gateway_redis
 from core.dynamo import create_dynamodb_client
 from core.logs import configure
 from core.search_sessions import SearchSessions
 from core.settings import Settings, load_settings
-from core.streams import QUEUE_NAME
 from marketplace.cognito import CognitoVerifier
 from marketplace.entitlements import EntitlementStore
 from marketplace.mail import Outbox, create_mailer
@@ -71,15 +69,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            # One client serves quota, streams and the queue. It connects on first use, so the gateway
-            # starts (and /ready says what is missing) even while Redis is down, and reconnects by itself.
-            redis = ArqRedis(
-                ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=10),
-                job_serializer=msgspec.msgpack.encode,
-                job_deserializer=msgspec.msgpack.decode,
-                default_queue_name=QUEUE_NAME,
-            )
-            stack.push_async_callback(redis.aclose, close_connection_pool=True)
+            redis, queue = await open_gateway_redis(settings)
+            stack.push_async_callback(queue.aclose, close_connection_pool=True)
+            if redis is not queue:
+                stack.push_async_callback(redis.aclose)
             dynamodb = await stack.enter_async_context(create_dynamodb_client(settings))
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
             store = UsageStore(dynamodb, settings.table("usage"))
@@ -88,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             services = Services(
                 settings=settings,
                 redis=redis,
-                arq=redis,
+                arq=queue,
                 dynamodb=dynamodb,
                 quota=QuotaEngine(redis, store, timezone=settings.quota_timezone),
                 http=http,
@@ -139,6 +132,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[observability_middleware, cors_middleware_factory(settings)],
         openapi_config=OpenAPIConfig(title="Solution Finder", version="0.1.0", path="/schema"),
+        # Litestar would otherwise replace the root logger's JSON handler with its own text format.
+        logging_config=LoggingConfig(
+            configure_root_logger=False, loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}}
+        ),
         response_cache_config=ResponseCacheConfig(),
         request_max_body_size=64 * 1024,
         signature_namespace={"Services": Services, "State": State},
@@ -148,5 +145,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 def app_factory() -> Litestar:
     """Entry point for uvicorn: `uvicorn api.app:app_factory --factory`."""
-    configure()
-    return create_app(load_settings())
+    settings = load_settings()
+    configure(settings.log_level)
+    return create_app(settings)

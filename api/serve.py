@@ -11,6 +11,7 @@ import argparse
 
 import uvicorn
 
+from core.logs import log_config
 from core.settings import load_settings
 
 
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or None,
+        log_config=log_config(settings.log_level),  # uvicorn's own lines as JSON too
+        timeout_graceful_shutdown=5,  # open SSE streams would otherwise hold a stop for ever
     )
 
 

@@ -28,6 +28,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret_key: Annotated[str, Meta(min_length=32)] = DEV_SECRET
 
     redis_url: str = "redis://127.0.0.1:6390/0"
+    redis_cluster: bool = False  # REDIS_URL names one node of a cluster (ElastiCache cluster mode)
     dynamodb_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     table_prefix: str = "marketplace-"
@@ -45,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cors_allow_origins: str = ""
     # Finder front ends that /register and /login may send a new token back to (in the URL fragment).
     finder_origins: str = ""
+    # make up's own servers (and the defaults it derives REDIS_URL and DYNAMODB_ENDPOINT_URL from)
+    redis_port: Annotated[int, Meta(ge=1, le=65535)] = 6390
+    dynamodb_port: Annotated[int, Meta(ge=1, le=65535)] = 8001
 
     catalog_path: str = "data/catalog/solutions.jsonl"
     index_dir: str = "var/index"
@@ -68,7 +72,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_ttl_s: Annotated[int, Meta(ge=60)] = 3600
     stream_maxlen: Annotated[int, Meta(ge=100)] = 5000
     heartbeat_s: Annotated[float, Meta(gt=0)] = 15.0
-    stall_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
 
     quota_timezone: str = "UTC"
     anonymous_limit: Annotated[int, Meta(ge=0)] = 3
@@ -86,6 +89,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     simulator_host: str = "127.0.0.1"
     simulator_port: Annotated[int, Meta(ge=1, le=65535)] = 8010
     simulator_public_url: str = ""
+    simulator_webhook_url: str = ""  # empty: PUBLIC_BASE_URL's webhook path
     pro_price_paise: Annotated[int, Meta(ge=100)] = 49900
     pro_period_days: Annotated[int, Meta(ge=1)] = 30
     payment_poll_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0
@@ -115,7 +119,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     invoice_bucket: str = ""
     trust_cloudfront_headers: bool = False
     session_ttl_s: Annotated[int, Meta(ge=60)] = 14 * 24 * 3600
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def __post_init__(self) -> None:
         if self.secret_key == DEV_SECRET and self.public_base_url.startswith("https://"):
@@ -168,7 +172,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 def env_example() -> str:
     """The text of .env.example: every setting with its default (`python -m core.settings > .env.example`)."""
     lines = [
-        "# Every setting, with its default. make up and the tests set REDIS_URL and DYNAMODB_ENDPOINT_URL themselves.",
+        "# Every setting, with its default. The tests set their own servers' URLs.",
+        "# make up (and make admin, make migrate, make index) fill in, when unset: REDIS_URL from REDIS_PORT,",
+        "# DYNAMODB_ENDPOINT_URL from DYNAMODB_PORT, PHONEPE_BASE_URL from SIMULATOR_PORT, SIMULATOR_WEBHOOK_URL",
+        "# from API_PORT, local AWS credentials, and DEV_MAILBOX=true (off everywhere else).",
+        "# REDIS_CLUSTER=true: REDIS_URL names one node of a Redis Cluster (ElastiCache cluster mode).",
         "# DYNAMODB_ENDPOINT_URL empty = real AWS DynamoDB; BEDROCK_ENDPOINT_URL empty = real Bedrock.",
         "# AUTH_PROVIDER=cognito takes Cognito User Pool JWTs (COGNITO_* name the pool's JWKS, issuer and app client).",
     ]

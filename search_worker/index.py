@@ -8,6 +8,7 @@ Layout: <index_dir>/<version>/{dense.faiss, views.npy, off_topic.npy, bm25/, doc
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m search_worker.index build [--if-missing]`: (re)build the index from the catalog."""
     import argparse
 
+    from core.logs import configure
     from core.settings import load_settings
     from search_worker.embedders import create_embedder
 
@@ -251,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--if-missing", action="store_true", help="do nothing when an index exists")
     args = parser.parse_args(argv)
     settings = load_settings()
+    configure(settings.log_level)
+    log = logging.getLogger("search_worker.index")
     if args.command == "show":
         print(json.dumps({"current": current_version(settings.index_dir)}))
         return 0
@@ -259,14 +263,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             LoadedIndex(Path(settings.index_dir) / existing, settings.embedder)
         except AppError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            log.error("%s", exc)
             return 2
-        print(f"index {existing} present", file=sys.stderr)
+        log.info("index %s present", existing)
         return 0
     meta = build_index(
         settings.catalog_path, settings.index_dir, create_embedder(settings, threads=os.cpu_count() or 1)
     )
-    print(f"built index {meta.version}: {meta.documents} documents, embedder {meta.embedder}", file=sys.stderr)
+    log.info("built index %s: %d documents, embedder %s", meta.version, meta.documents, meta.embedder)
     return 0
 
 

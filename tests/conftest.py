@@ -16,8 +16,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port
 from core.settings import Settings, load_settings
+from dev.servers import free_port, start_dynamodb, start_valkey, stop, wait_for_port
 
 pytest_plugins = ["tests.helpers"]  # its fixtures (cognito) are everyone's
 
@@ -101,7 +101,7 @@ def stack() -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="sf-test-"))
     redis_port, dynamodb_port, api_port, simulator_port = free_port(), free_port(), free_port(), free_port()
     valkey = start_valkey(redis_port, root / "redis", appendonly=False, log=root / "valkey.log")
-    moto = start_moto(dynamodb_port, log=root / "moto.log")
+    moto = start_dynamodb(dynamodb_port, log=root / "moto.log")
     (root / "prometheus").mkdir()
     catalog = root / "catalog.jsonl"
     _small_catalog(catalog)

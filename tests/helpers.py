@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.localservers import free_port, wait_for_port
+from dev.servers import free_port, wait_for_port
 from tests.conftest import ROOT, Stack
 
 PASSWORD = "correct horse 1"

@@ -25,7 +25,7 @@ from core import stats
 from core.errors import BadRequestError, NotFoundError, UnavailableError
 from core.logs import REQUEST_ID
 from core.messages import SearchJob
-from core.streams import QUEUE_NAME
+from core.streams import QUEUE_NAME, job_id
 
 PRIORITY_HEAD_START_S = {"pro": 120, "registered": 60, "anonymous": 0}
 SEARCH_ID = re.compile(r"[0-9a-f]{32}")
@@ -98,7 +98,7 @@ async def start_search(
         await services.arq.enqueue_job(
             "run_search",
             msgspec.to_builtins(job),
-            _job_id=search_id,
+            _job_id=job_id(search_id),
             _queue_name=QUEUE_NAME,
             _defer_until=defer_until,
         )
@@ -213,7 +213,7 @@ def _valid_stream_id(value: str) -> bool:
 async def cancel_search(search_id: str, request: Request[Any, Any, Any], services: Services) -> Accepted:
     await _owned(request, services, search_id)
     # A search still waiting in the queue is ended here; a running one stops at its next token.
-    still_queued = bool(await services.arq.zrem(QUEUE_NAME, search_id))
+    still_queued = bool(await services.arq.zrem(QUEUE_NAME, job_id(search_id)))
     await services.searches.cancel(search_id, still_queued=still_queued)
     return Accepted(search_id=search_id, status="cancelling")
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from core.localservers import free_port, start_valkey, stop, wait_for_port
 from core.streams import REFUND_STREAM, events_key
+from dev.servers import free_port, start_valkey, stop, wait_for_port
 from tests.conftest import Stack, read_events
 from tests.integration.test_quota_faults import start_gateway
 

@@ -14,8 +14,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from core.dynamo import create_dynamodb_client
-from core.localservers import free_port
 from core.settings import load_settings
+from dev.servers import free_port
 from marketplace.mail import Attachment, Outbox, SmtpMailer
 from payments.checkout import Transaction, TransactionStore
 from payments.invoices import InvoiceIssuer

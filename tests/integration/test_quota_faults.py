@@ -13,7 +13,7 @@ import httpx
 from redis.asyncio import Redis
 
 from core.dynamo import create_dynamodb_client, to_item
-from core.localservers import free_port, start_valkey, stop
+from dev.servers import free_port, start_valkey, stop
 from tests.conftest import ROOT, Stack
 from tests.helpers import register, start_gateway, token_for
 from tests.integration.test_quota_engine import _validate_burst, unflushed

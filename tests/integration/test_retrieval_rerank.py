@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from core.localservers import free_port
 from core.settings import Settings, load_settings
+from dev.servers import free_port
 from search_worker.rerankers import BedrockReranker, RerankError
 from tests.fakes.bedrock import Script, create_app
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -29,12 +34,30 @@ def wait_for_port(port: int, timeout_s: float = 20.0, process: subprocess.Popen[
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
 
 
-def _popen(args: list[str], log: Path | None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start a child whose output goes to a log file; the child keeps its own handle to it."""
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies, even by `kill -9` (Linux only)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def detached() -> dict[str, Any]:
+    """Popen options for a supervised child: its own process group, so a terminal's Ctrl-C reaches only the
+    supervisor, which then stops the children in order; and stopped by the kernel if the supervisor dies."""
+    options: dict[str, Any] = {"process_group": 0}
+    if sys.platform == "linux":
+        options["preexec_fn"] = _die_with_parent
+    return options
+
+
+def popen(
+    args: list[str], log: Path | None, env: dict[str, str] | None = None, *, supervised: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start a child whose output goes to a log file (or nowhere); the child keeps its own handle to it."""
+    options = detached() if supervised else {}
     if log is None:
-        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env, **options)
     with open(log, "ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, **options)
 
 
 def valkey_binary() -> str:
@@ -50,6 +73,7 @@ def start_valkey(
     appendonly: bool = True,
     extra: list[str] | None = None,
     log: Path | None = None,
+    supervised: bool = False,
 ) -> subprocess.Popen[bytes]:
     """valkey-server in the foreground of its own process, so that stopping us stops it."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -71,20 +95,26 @@ def start_valkey(
         "no",
         *(extra or []),
     ]
-    process = _popen(args, log)
+    process = popen(args, log, supervised=supervised)
     wait_for_port(port, process=process)
     return process
 
 
-def start_moto(port: int, *, log: Path | None = None) -> subprocess.Popen[bytes]:
+def start_dynamodb(
+    port: int, *, data_dir: Path | None = None, log: Path | None = None, supervised: bool = False
+) -> subprocess.Popen[bytes]:
+    """moto's DynamoDB (dev.dynamodb); durable in `data_dir` when given, in memory otherwise."""
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    process = _popen([sys.executable, "-m", "core.localdynamo", "-H", "127.0.0.1", "-p", str(port)], log, env=env)
-    wait_for_port(port, timeout_s=60, process=process)
+    args = [sys.executable, "-m", "dev.dynamodb", "-H", "127.0.0.1", "-p", str(port)]
+    if data_dir is not None:
+        args += ["--data", str(data_dir)]
+    process = popen(args, log, env=env, supervised=supervised)
+    wait_for_port(port, timeout_s=60 if data_dir is None else 300, process=process)  # a long journal replays first
     return process
 
 
