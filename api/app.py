@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *pages.ROUTES,
     ]
     document_errors(routes)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *routes,
             metrics,
@@ -155,6 +155,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         signature_namespace={"Services": Services, "State": State},
         debug=False,
     )
+    validate.document_validator(app)
+    return app
 
 
 def app_factory() -> Litestar:

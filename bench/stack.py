@@ -54,6 +54,7 @@ def bench_stack(
         "AWS_SECRET_ACCESS_KEY": "x",
         "DEV_MAILBOX": "true",
         "MAIL_DIR": str(root / "mail"),
+        "LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
     gateway = None
@@ -72,8 +73,6 @@ def bench_stack(
                 str(api_port),
                 "--workers",
                 str(gateway_workers),
-                "--log-level",
-                "warning",
             ],
             env=env,
             cwd=ROOT,

@@ -129,14 +129,18 @@ async def test_a_search_runs_end_to_end_on_the_cluster(cluster_stack: Stack, clu
         )
         assert login.status_code == 200, login.text
         bearer = {"Authorization": f"Bearer {token}"}
-        anonymous = (await http.post("/api/searches", json={"query": "resize images on the fly"})).json()
         registered = (await http.post("/api/searches", json={"query": "schedule instances"}, headers=bearer)).json()
-        streams = [await read_events(http, search["events_url"]) for search in (anonymous, registered)]
-        for events in streams:
-            assert events[0][1] == "sources" and events[-1][1] == "done", events[-1]
-            assert any(event == "token" for _, event, _ in events)
-        resumed = await read_events(http, anonymous["events_url"], headers={"Last-Event-ID": streams[0][0][0]})
-        assert resumed[-1][1] == "done" and len(resumed) == len(streams[0]) - 1
+        async with httpx.AsyncClient(base_url=cluster_stack.base_url, timeout=30) as visitor:  # no session cookie
+            anonymous = (await visitor.post("/api/searches", json={"query": "resize images on the fly"})).json()
+            streams = [
+                await read_events(visitor, anonymous["events_url"]),
+                await read_events(http, registered["events_url"]),
+            ]
+            for events in streams:
+                assert events[0][1] == "sources" and events[-1][1] == "done", events[-1]
+                assert any(event == "token" for _, event, _ in events)
+            resumed = await read_events(visitor, anonymous["events_url"], headers={"Last-Event-ID": streams[0][0][0]})
+            assert resumed[-1][1] == "done" and len(resumed) == len(streams[0]) - 1
         metrics = (await http.get("/metrics")).text
         assert "\nsf_search_queue_depth 0\n" in metrics
     assert await cluster.zcard(QUEUE_NAME) == 0
