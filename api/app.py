@@ -26,7 +26,7 @@ from api.state import Services
 from core.connections import open_gateway_redis
 from core.dynamo import create_dynamodb_client
 from core.logs import configure
-from core.search_sessions import SearchSessions
+from core.search_sessions import READ_BLOCK_MS, SearchSessions
 from core.settings import Settings, load_settings
 from core.stream_relay import StreamRelay
 from marketplace.cognito import CognitoVerifier
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             outbox = Outbox(dynamodb, settings, create_mailer(settings))
             tokens = TokenDirectory(redis, dynamodb, settings)
             # One reader per process relays every open SSE stream; a cluster reads each stream alone.
-            relay = None if settings.redis_cluster else StreamRelay(redis)
+            relay = None if settings.redis_cluster else StreamRelay(redis, idle_s=READ_BLOCK_MS / 1000)
             services = Services(
                 settings=settings,
                 redis=redis,

@@ -9,7 +9,6 @@ streams through the process's one StreamRelay (one multiplexed XREAD), or each o
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import time
@@ -153,10 +152,8 @@ class SearchSessions:
         key = events_key(search_id)
         async with self.relay.subscribe(key, last_id) as subscription:
             while True:
-                try:
-                    async with asyncio.timeout(READ_BLOCK_MS / 1000):
-                        event = await subscription.queue.get()
-                except TimeoutError:
+                event = await subscription.queue.get()
+                if event is None:  # the relay's idle round: nothing came for a while
                     if await self.redis.exists(ended_key(search_id)) and subscription.queue.empty():
                         if not await self._after(key, event_id_of(subscription.last)):
                             return
