@@ -13,7 +13,7 @@ from redis.crc import key_slot
 
 from core import stats
 from core.settings import load_settings
-from core.streams import ABORT_KEY, QUEUE_NAME, cancel_key, events_key, job_id, lost_key, meta_key
+from core.streams import ABORT_KEY, QUEUE_NAME, cancel_key, ended_key, events_key, job_id, meta_key
 from dev.local import local_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def test_uvicorn_and_litestar_lines_are_json_with_the_request_id() -> None:
 
 def test_every_key_a_command_or_multi_block_shares_sits_in_one_cluster_slot() -> None:
     search = "0f3c2a"
-    assert len({key_slot(k(search).encode()) for k in (events_key, cancel_key, meta_key, lost_key)}) == 1
+    assert len({key_slot(k(search).encode()) for k in (events_key, cancel_key, meta_key, ended_key)}) == 1
     job = job_id(search)
     arq_keys = [
         QUEUE_NAME,
