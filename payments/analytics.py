@@ -2,7 +2,7 @@
 
 Definitions:
 - revenue: completed payments, net of refunded ones, by UTC day and month of completion;
-- active Pro: users whose latest unrefunded pass ends in the future;
+- active Pro: users whose latest unrefunded pass ends in the future (after refunds, by the Pro ledger);
 - MRR: the active passes' prices, each scaled to 30 days;
 - ARPU: net revenue of the last 30 days divided by the users who paid in them;
 - funnel over the window: distinct anonymous visitors → sign-ups → users who bought Pro.
@@ -19,8 +19,9 @@ from redis.asyncio import Redis
 
 from core import stats
 from core.settings import Settings
+from marketplace.entitlements import ProPasses
 from marketplace.history import History
-from payments.checkout import TransactionStore
+from payments.checkout import TransactionStore, latest_passes
 
 DAY_S = 86400
 
@@ -54,20 +55,15 @@ async def compute(
 ) -> Analytics:
     now = time.time() if now is None else now
     since = now - days * DAY_S
-    payments = [
-        t for t in await TransactionStore(dynamodb, settings).by_state("COMPLETED") if t.refund_state != "COMPLETED"
-    ]
+    completed = await TransactionStore(dynamodb, settings).by_state("COMPLETED")
+    payments = [t for t in completed if t.refund_state != "COMPLETED"]
     by_day: dict[str, int] = defaultdict(int)
     by_month: dict[str, int] = defaultdict(int)
     for t in payments:
         by_day[stats.day(t.completed_at)] += t.amount_paise
         by_month[stats.day(t.completed_at)[:7]] += t.amount_paise
-    latest: dict[tuple[str, str], Any] = {}
-    for t in payments:
-        key = (t.user_id, t.solution_id)
-        if key not in latest or t.pro_until > latest[key].pro_until:
-            latest[key] = t
-    active = [t for t in latest.values() if t.pro_until > now]
+    latest = await latest_passes(ProPasses(dynamodb, settings), completed)
+    active = [t for t, until in latest.values() if until > now]
     mrr = sum(round(t.amount_paise * 30 / settings.pro_period_days) for t in active)
     recent = [t for t in payments if t.completed_at >= since]
     payers = {t.user_id for t in recent}
