@@ -60,15 +60,15 @@ def _bold_latin(regular: Path) -> Path:
     path = target / "NotoSans-Bold-Latin.ttf"
     if path.exists():
         return path
-    font = TTFont(regular)
-    subsetter = subset.Subsetter(subset.Options(layout_features=["*"], name_IDs=["*"], notdef_outline=True))
-    subsetter.populate(unicodes=[*range(0x20, 0x250), 0x20B9, *range(0x2010, 0x2027)])
-    subsetter.subset(font)
-    bold = instancer.instantiateVariableFont(font, {"wght": 700, "wdth": 100})
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-    bold.save(tmp)
-    tmp.replace(path)
+    with TTFont(regular) as font:
+        subsetter = subset.Subsetter(subset.Options(layout_features=["*"], name_IDs=["*"], notdef_outline=True))
+        subsetter.populate(unicodes=[*range(0x20, 0x250), 0x20B9, *range(0x2010, 0x2027)])
+        subsetter.subset(font)
+        bold = instancer.instantiateVariableFont(font, {"wght": 700, "wdth": 100})
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        bold.save(tmp)
+        tmp.replace(path)
     return path
 
 
@@ -77,7 +77,8 @@ def invoice_fonts() -> InvoiceFonts:
     with _fonts_lock:
         covered: set[int] = set()
         for path in (LATIN_FONT, DEVANAGARI_FONT):
-            covered.update(TTFont(path, lazy=True).getBestCmap())
+            with TTFont(path, lazy=True) as font:
+                covered.update(font.getBestCmap())
         return InvoiceFonts(LATIN_FONT, _bold_latin(LATIN_FONT), DEVANAGARI_FONT, frozenset(covered))
 
 
@@ -257,12 +258,17 @@ class InvoiceIssuer:
 
     def _local(self, txn: Transaction) -> bytes:
         path = self.path(txn)
-        if not path.exists():
+        if path.exists():
+            return path.read_bytes()
+        data = self.render(txn)
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-            tmp.write_bytes(self.render(txn))
+            tmp.write_bytes(data)
             tmp.replace(path)
-        return path.read_bytes()
+        except OSError as exc:  # the buyer still gets the invoice; keeping a copy is tried again next time
+            log.warning("invoice %s not stored: %s", txn.invoice_no, type(exc).__name__)
+        return data
 
     async def _from_s3(self, txn: Transaction) -> bytes:
         import aioboto3

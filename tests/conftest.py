@@ -10,11 +10,14 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from email import message_from_bytes
+from email.message import Message as EmailMessageType
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from redis.asyncio import Redis
 
 from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port
@@ -256,3 +259,29 @@ async def wait_state(client: httpx.AsyncClient, order: str, want: str, timeout_s
 async def tier(client: httpx.AsyncClient) -> str:
     entitlements = (await client.get("/api/me")).json()["entitlements"]
     return str(next(e["access_tier"] for e in entitlements if e["solution_id"] == SOLUTION))
+
+
+class Sink:
+    """An SMTP server's message handler that keeps what it receives; it answers 451 (try again later)
+    to the first `refuse_first` messages, as a mail server that is briefly unwell does."""
+
+    def __init__(self, refuse_first: int = 0) -> None:
+        self.messages: list[EmailMessageType] = []
+        self.refused = 0
+        self.refuse_first = refuse_first
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        if self.refused < self.refuse_first:
+            self.refused += 1
+            return "451 4.3.0 Try again later"
+        self.messages.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Controller, Sink]]:
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, sink
+    controller.stop()

@@ -17,12 +17,11 @@ async def csrf(client: httpx.AsyncClient) -> dict[str, str]:
     return {"X-CSRFToken": token}
 
 
-async def register(client: httpx.AsyncClient, *, verify: bool = True) -> tuple[str, dict[str, str]]:
+async def register(client: httpx.AsyncClient, *, verify: bool = True, name: str = "") -> tuple[str, dict[str, str]]:
     headers = await csrf(client)
     email = f"user-{uuid.uuid4().hex[:8]}@Example.com"
-    response = await client.post(
-        "/api/auth/register", json={"email": email, "password": "correct horse 1"}, headers=headers
-    )
+    body = {"email": email, "password": "correct horse 1", **({"name": name} if name else {})}
+    response = await client.post("/api/auth/register", json=body, headers=headers)
     assert response.status_code == 201, response.text
     assert response.json()["email"] == email.lower()
     if verify:

@@ -6,20 +6,16 @@ import asyncio
 import re
 import time
 import uuid
-from email import message_from_bytes
-from email.message import Message as EmailMessageType
 
 import httpx
-import pytest
 from aiosmtpd.controller import Controller
 
 from core.dynamo import create_dynamodb_client
-from core.localservers import free_port
 from core.settings import load_settings
 from marketplace.mail import Attachment, Outbox, SmtpMailer
 from payments.checkout import Transaction, TransactionStore
 from payments.invoices import InvoiceIssuer
-from tests.conftest import Stack, pdf_text, settle, wait_state
+from tests.conftest import Sink, Stack, pdf_text, settle, wait_state
 from tests.integration.test_accounts_tokens import register, token_for
 from tests.integration.test_quota_faults import start_gateway
 
@@ -141,24 +137,6 @@ async def test_outbox_sends_each_event_once(stack: Stack) -> None:
         key = f"test-event:{uuid.uuid4().hex}"
         results = await asyncio.gather(*[outbox.send_once(key, "a@b.co", "Hello", "text") for _ in range(5)])
     assert sum(results) == 1 and sent == ["Hello"]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessageType] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
-        self.messages.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> object:
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, sink
-    controller.stop()
 
 
 async def test_smtp_mailer_delivers_text_and_attachments(smtp: tuple[Controller, Sink]) -> None:
