@@ -257,7 +257,8 @@ async def expire(merchant_order_id: str, request: Request[Any, Any, Any]) -> Res
         return _error(404, "ORDER_NOT_FOUND", "No such order")
     order.expire_at_ms = int(time.time() * 1000) - 1
     order.state = "FAILED"
-    await sim.deliver("checkout.order.failed", sim.status_body(order))
+    if request.query_params.get("webhook", "normal") != "missing":
+        await sim.deliver("checkout.order.failed", sim.status_body(order))
     return Response({"merchantOrderId": merchant_order_id, "state": order.state})
 
 
