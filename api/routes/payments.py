@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import Parameter
 from msgspec import Meta
 
 from api.routes.accounts import admin_user, session_user
@@ -24,6 +25,9 @@ from payments.phonepe import PhonePeError, verify_webhook_authorization
 
 log = logging.getLogger("payments")
 ORDER_ID = r"^[A-Za-z0-9_-]{1,63}$"
+# Query parameters take their bounds from Parameter: Litestar does not apply msgspec Meta to them.
+Days = Annotated[int, Parameter(ge=1, le=366, description="Window in days, 1 to 366")]
+OrderIdQuery = Annotated[str, Parameter(pattern=ORDER_ID, description="A merchant order id")]
 
 
 class Billing(msgspec.Struct, forbid_unknown_fields=True):
@@ -174,7 +178,7 @@ async def phonepe_webhook(request: Request[Any, Any, Any], services: Services) -
 
 @get("/payments/return", include_in_schema=False)
 async def payment_return(
-    request: Request[Any, Any, Any], services: Services, merchant_order_id: Annotated[str, Meta(pattern=ORDER_ID)]
+    request: Request[Any, Any, Any], services: Services, merchant_order_id: OrderIdQuery
 ) -> Response[str]:
     state = "UNKNOWN"
     try:
@@ -249,16 +253,14 @@ async def invoice_pdf(merchant_order_id: str, request: Request[Any, Any, Any], s
 
 
 @get("/api/admin/analytics", summary="Revenue, MRR, ARPU, Pro users, sign-ups, funnel, searches, no-match (admins)")
-async def analytics(
-    request: Request[Any, Any, Any], services: Services, days: Annotated[int, Meta(ge=1, le=366)] = 30
-) -> Analytics:
+async def analytics(request: Request[Any, Any, Any], services: Services, days: Days = 30) -> Analytics:
     await admin_user(request, services, csrf=False)
     return await compute(services.dynamodb, services.redis, services.settings, days=days)
 
 
 @get("/api/admin/analytics/export/{table:str}", summary="One analytics table as CSV (admins)", media_type="text/csv")
 async def analytics_csv(
-    table: str, request: Request[Any, Any, Any], services: Services, days: Annotated[int, Meta(ge=1, le=366)] = 30
+    table: str, request: Request[Any, Any, Any], services: Services, days: Days = 30
 ) -> Response[str]:
     await admin_user(request, services, csrf=False)
     if table not in ("revenue", "signups", "searches", "no_match"):
