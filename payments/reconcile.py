@@ -263,9 +263,11 @@ class Reconciler:
     async def settle_refund(self, merchant_order_id: str) -> Transaction | None:
         """Once PhonePe says the refund completed, its pass leaves the ledger, once."""
         txn = await self.store.get(merchant_order_id)
-        if txn is None or txn.refund_state != "PENDING":
+        if txn is None or txn.refund_state not in ("REQUESTED", "PENDING"):
             return txn
-        status = await self.phonepe.refund_status(txn.merchant_refund_id)
+        status = await self.phonepe.refund_status(txn.merchant_refund_id)  # 404 while PhonePe lacks it
+        if txn.refund_state == "REQUESTED":  # PhonePe's webhook came before our own PENDING write
+            await self.store.update(merchant_order_id, when=("refund_state", "REQUESTED"), refund_state="PENDING")
         if status.state == "FAILED":
             await self.store.update(merchant_order_id, when=("refund_state", "PENDING"), refund_state="FAILED")
         elif status.state == "COMPLETED" and await self._apply_refund(txn):
