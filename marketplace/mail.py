@@ -151,11 +151,14 @@ class Outbox:
         attachments: list[Attachment] | None = None,
         *,
         attach: list[str] | None = None,
+        deliver_now: bool = True,
     ) -> bool:
-        """Queue this event's message (once per key) and try to deliver it now. True if this call
-        queued it; a failed delivery stays queued for `deliver_due`, it does not raise."""
+        """Queue this event's message (once per key) and, unless told not to, try to deliver it now.
+        True if this call queued it; a failed delivery stays queued for `deliver_due`, it does not raise."""
         if not await self.enqueue(key, to, subject, text, attachments, attach=attach):
             return False  # this event's message went out already (or is queued)
+        if not deliver_now:
+            return True
         try:
             await self.deliver(key)
         except Exception as exc:  # queued: the poller retries it

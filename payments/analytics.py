@@ -75,13 +75,7 @@ async def compute(
     signups_by_day = dict(sorted(Counter(stats.day(e.at_ms / 1000) for e in signups).items()))
 
     day_list = [stats.day(now - n * DAY_S) for n in range(days)]
-    tiers = ("anonymous", "registered", "pro")
-    counts = await redis.mget([stats.searches_key(d, tier) for d in day_list for tier in tiers])
-    searches: dict[str, dict[str, int]] = {}
-    for i, d in enumerate(day_list):
-        row = {tier: int(counts[i * len(tiers) + j] or 0) for j, tier in enumerate(tiers)}
-        if any(row.values()):
-            searches[d] = row
+    searches = await _searches(redis, day_list)
     visitors = int(await redis.pfcount(*[stats.anonymous_visitors_key(d) for d in day_list]))
     entries = await redis.xrevrange(stats.NO_MATCH_STREAM, count=stats.NO_MATCH_MAXLEN)
     questions = Counter(
@@ -101,6 +95,17 @@ async def compute(
         searches_by_day=dict(sorted(searches.items())),
         no_match=[NoMatch(query=q, count=n) for q, n in questions.most_common(100)],
     )
+
+
+async def _searches(redis: Redis, day_list: list[str]) -> dict[str, dict[str, int]]:
+    tiers = ("anonymous", "registered", "pro")
+    counts = await redis.mget([stats.searches_key(d, tier) for d in day_list for tier in tiers])
+    searches: dict[str, dict[str, int]] = {}
+    for i, d in enumerate(day_list):
+        row = {tier: int(counts[i * len(tiers) + j] or 0) for j, tier in enumerate(tiers)}
+        if any(row.values()):
+            searches[d] = row
+    return searches
 
 
 def to_csv(analytics: Analytics, table: str) -> str:

@@ -184,14 +184,14 @@ class Reconciler:
             return False
         return True
 
-    async def after_completion_safely(self, merchant_order_id: str) -> None:
+    async def after_completion_safely(self, merchant_order_id: str, *, deliver_now: bool = True) -> None:
         """The payment stands whatever happens here; the poller finishes what an error interrupted."""
         try:
-            await self.after_completion(merchant_order_id)
+            await self.after_completion(merchant_order_id, deliver_now=deliver_now)
         except Exception:
             log.exception("order %s: invoice or receipt not done yet; the poller will retry", merchant_order_id)
 
-    async def after_completion(self, merchant_order_id: str) -> None:
+    async def after_completion(self, merchant_order_id: str, *, deliver_now: bool = True) -> None:
         """Invoice number and receipt (queued in the outbox, rendered when sent): each once."""
         await InvoiceIssuer(self.dynamodb, self.settings).issue(merchant_order_id)
         txn = await self.store.get(merchant_order_id)
@@ -206,6 +206,7 @@ class Reconciler:
                 f"Thank you. Your payment of Rs. {txn.amount_paise / 100:,.2f} was received and you are Pro until "
                 f"{until}. Your tax invoice {txn.invoice_no} is attached.",
                 attach=[f"invoice:{merchant_order_id}"],
+                deliver_now=deliver_now,
             )
         await self.store.update(merchant_order_id, when=("state", "COMPLETED"), receipt_queued=True)
 
@@ -327,13 +328,13 @@ class Reconciler:
                     log.warning("status check for %s failed: %s", txn.merchant_order_id, exc)
                     continue
                 settled += bool(after and after.state != "PENDING")
+        if self.outbox is not None:  # oldest first, before repairs below queue more
+            await self.outbox.deliver_due()
         completed = await self.store.by_state("COMPLETED")
         for txn in completed:
             if not txn.receipt_queued:  # completed, but the process stopped before its invoice or receipt
-                await self.after_completion_safely(txn.merchant_order_id)
+                await self.after_completion_safely(txn.merchant_order_id, deliver_now=False)
         await self._poll_refunds(now)
-        if self.outbox is not None:
-            await self.outbox.deliver_due()
         await self.lifecycle_once(completed=completed)
         return settled
 

@@ -114,6 +114,7 @@ async def test_twenty_concurrent_payments_get_twenty_consecutive_invoice_numbers
                 expire_at=now + 600,
                 completed_at=now,
                 pro_until=now + 86400,
+                receipt_queued=True,  # fixtures: no poller in this session should mail their receipts
             )
             await store.create(txn)
             ids.append(txn.merchant_order_id)
