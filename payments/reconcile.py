@@ -349,7 +349,7 @@ class Reconciler:
 
     async def lifecycle_once(self, now: float | None = None, completed: list[Transaction] | None = None) -> int:
         """Warn 7 and 3 days before a Pro pass ends and say when it has ended, each once; record the expiry.
-        The tier itself turns back to registered by the clock (proUntil), with nothing to run."""
+        The tier itself turns back to registered by the clock (the pass's end), with nothing to run."""
         now = time.time() if now is None else now
         if completed is None:
             completed = await self.store.by_state("COMPLETED")

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from core.dynamo import create_dynamodb_client, to_item
+from core.dynamo import TableSpec, create_dynamodb_client, ensure_tables, query_all, to_item
 from core.settings import Settings, load_settings
 from marketplace.history import History
 from marketplace.mail import Outbox
@@ -118,3 +118,23 @@ async def test_two_items_a_page_every_store_sees_everything(
     assert {t.merchant_order_id for t in requested} >= {t.merchant_order_id for t in mine if t.refund_state}
     assert len([e for e in events if e.event == "renewal"]) == 5 and len(renewals) >= 5
     assert len(due) == 5
+
+
+async def test_an_index_a_newer_version_declares_is_added_to_an_existing_table(stack: Stack) -> None:
+    name = f"indexes-{uuid.uuid4().hex[:6]}"
+    old = TableSpec(name, "message_key")
+    new = TableSpec(name, "message_key", indexes=(("due-index", "queue", "due_at"),))
+    async with create_dynamodb_client(stack.settings) as dynamodb:
+        assert await ensure_tables(dynamodb, [old]) == [name]
+        assert await ensure_tables(dynamodb, [new]) == [f"{name}:due-index"]
+        assert await ensure_tables(dynamodb, [new]) == []
+        await dynamodb.put_item(TableName=name, Item=to_item({"message_key": "k", "queue": "q", "due_at": "1"}))
+        found = await query_all(
+            dynamodb,
+            TableName=name,
+            IndexName="due-index",
+            KeyConditionExpression="#q = :q",
+            ExpressionAttributeNames={"#q": "queue"},
+            ExpressionAttributeValues={":q": {"S": "q"}},
+        )
+    assert found == [{"message_key": "k", "queue": "q", "due_at": "1"}]
