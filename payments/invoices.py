@@ -56,6 +56,7 @@ def _bold_latin(regular: Path) -> Path:
     from fontTools import subset
     from fontTools.varLib import instancer
 
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # it narrates every table at INFO
     target = Path(tempfile.gettempdir()) / f"sf-fonts-noto-sans-{importlib.metadata.version('fontpkg-noto-sans')}"
     path = target / "NotoSans-Bold-Latin.ttf"
     if path.exists():

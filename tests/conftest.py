@@ -131,6 +131,7 @@ def stack() -> Iterator[Stack]:
         "PHONEPE_BASE_URL": f"http://127.0.0.1:{simulator_port}",
         "SIMULATOR_WEBHOOK_URL": f"http://127.0.0.1:{api_port}/api/payments/phonepe/webhook",
         "PAYMENT_POLL_SCALE": "0.05",
+        "MAIL_RETRY_BASE_S": "0.2",
         "PROMETHEUS_MULTIPROC_DIR": str(root / "prometheus"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -263,18 +264,18 @@ async def tier(client: httpx.AsyncClient) -> str:
 
 class Sink:
     """An SMTP server's message handler that keeps what it receives; it answers 451 (try again later)
-    to the first `refuse_first` messages, as a mail server that is briefly unwell does."""
+    to the first `refuse[address]` messages for an address, as a mail server that is briefly unwell does."""
 
-    def __init__(self, refuse_first: int = 0) -> None:
+    def __init__(self) -> None:
         self.messages: list[EmailMessageType] = []
-        self.refused = 0
-        self.refuse_first = refuse_first
+        self.refuse: dict[str, int] = {}
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
-        if self.refused < self.refuse_first:
-            self.refused += 1
-            return "451 4.3.0 Try again later"
-        self.messages.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+        for address in envelope.rcpt_tos:
+            if self.refuse.get(address, 0) > 0:
+                self.refuse[address] -= 1
+                return "451 4.3.0 Try again later"
+        self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
 

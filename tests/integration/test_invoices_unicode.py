@@ -59,7 +59,7 @@ async def test_unicode_buyer_gets_an_invoice_and_a_receipt_after_a_mail_outage(
     mail = Path(stack.env["MAIL_DIR"])
     with mailbox_blocked(mail):
         number, key = await pay_while_mail_is_down(client, stack, order)
-    stack.spawn("poller-unicode", ["-m", "payments.reconcile"], env={"MAIL_RETRY_BASE_S": "0.2"})
+    stack.spawn("poller-unicode", ["-m", "payments.reconcile"])
     try:
         row = await wait_until(lambda: outbox_row(stack, key), lambda r: r.get("state") == "sent", timeout_s=30)
     finally:
@@ -89,15 +89,16 @@ async def pay_while_mail_is_down(client: httpx.AsyncClient, stack: Stack, order:
 
 
 async def test_receipt_is_retried_until_the_smtp_server_takes_it(client: httpx.AsyncClient, stack: Stack) -> None:
-    sink = Sink(refuse_first=2)
+    sink = Sink()
     controller = Controller(sink, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
         email, headers = await register(client, name=NAME)
+        sink.refuse[email] = 2
         await token_for(client, headers)
         order = (await checkout(client, headers, BILLING))["merchant_order_id"]
         await settle(stack, order, webhook="missing")  # the poller finds the payment, and mails over SMTP
-        env = {"MAIL_PROVIDER": "smtp", "SMTP_PORT": str(controller.port), "MAIL_RETRY_BASE_S": "0.2"}
+        env = {"MAIL_PROVIDER": "smtp", "SMTP_PORT": str(controller.port)}
         stack.spawn("poller-smtp", ["-m", "payments.reconcile"], env=env)
         try:
             key = f"invoice:{order}"
