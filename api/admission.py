@@ -29,6 +29,7 @@ class Caller:
     token_hash: str | None = None
     new_anon_cookie: str | None = None
     client_ip: str = ""
+    used_elsewhere: dict[str, int] = field(default_factory=dict)  # {day: count} the old system counted
 
 
 @dataclass
@@ -49,6 +50,7 @@ async def admit(
     *,
     check_only: bool = False,
     idempotency_key: str | None = None,
+    fingerprint: str = "",
 ) -> Admission:
     """Charge one unit (or only check). Raises QuotaExceededError with the contract's reason."""
     settings = services.settings
@@ -82,6 +84,7 @@ async def admit(
                 window="total",
                 check_only=check_only,
                 idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
             )
             if not decision.allowed:
                 if not check_only:
@@ -104,6 +107,8 @@ async def admit(
                 window="day",
                 check_only=check_only,
                 idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                used_elsewhere=caller.used_elsewhere,
             )
             if not decision.allowed:
                 _refuse(caller, decision, "daily_limit_exceeded", settings.public_base_url)
@@ -122,6 +127,24 @@ async def admit(
         raise QuotaUnavailableError("The quota service is unavailable; try again shortly.") from exc
     QUOTA_DECISIONS.labels(caller.access_tier, "checked" if check_only else "admitted").inc()
     return Admission(decision, charge, headers_for(caller, decision))
+
+
+async def usage(services: Services, caller: Caller) -> Decision | None:
+    """Today's usage of a signed-in caller, without charging or refusing: accounts and tokens must
+    never depend on the search quota. None when the quota service cannot say."""
+    assert caller.user_id is not None
+    subject = keys.user_subject(caller.user_id, caller.solution_id)
+    try:
+        return await services.quota.consume(
+            subject,
+            caller.solution_id,
+            limit=caller.limit,
+            window="day",
+            check_only=True,
+            used_elsewhere=caller.used_elsewhere,
+        )
+    except (QuotaUnavailableError, RedisError, OSError):
+        return None
 
 
 def _refuse(caller: Caller, decision: Decision, reason: str, base_url: str) -> None:

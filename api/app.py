@@ -10,28 +10,30 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import msgspec
-from arq.connections import ArqRedis
 from litestar import Litestar
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
-from redis.asyncio import ConnectionPool
 
+from api.cors import cors_middleware_factory
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.observability import metrics, observability_middleware
 from api.routes import accounts, health, marketplace, pages, payments, search, validate
 from api.state import Services
+from core.connections import open_gateway_redis
 from core.dynamo import create_dynamodb_client
 from core.logs import configure
+from core.search_sessions import SearchSessions
 from core.settings import Settings, load_settings
-from core.streams import QUEUE_NAME
 from marketplace.cognito import CognitoVerifier
+from marketplace.entitlements import EntitlementStore
 from marketplace.mail import Outbox, create_mailer
-from marketplace.sessions import IpHasher
-from marketplace.tokens import TokenDirectory
+from marketplace.sessions import IpHasher, SessionStore
+from marketplace.tokens import TokenDirectory, TokenService
+from marketplace.users import UserStore
 from payments.reconcile import Reconciler, create_phonepe
 from quota.engine import QuotaEngine
 from quota.store import UsageStore
@@ -49,33 +51,46 @@ async def _write_last_used(services: Services, every_s: float = 5.0) -> None:
             log.warning("could not record token last-use times: %s", type(exc).__name__)
 
 
+async def _sweep_searches(services: Services, every_s: float = 2.0) -> None:
+    """End (and refund) searches whose worker died, whether or not anyone is listening."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            ended = await services.searches.sweep()
+            if ended:
+                log.warning("ended %d searches whose worker stopped", ended)
+        except Exception as exc:  # Redis briefly away: the next round sweeps
+            log.warning("search sweep failed: %s", type(exc).__name__)
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            # One client serves quota, streams and the queue. It connects on first use, so the gateway
-            # starts (and /ready says what is missing) even while Redis is down, and reconnects by itself.
-            redis = ArqRedis(
-                ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=10),
-                job_serializer=msgspec.msgpack.encode,
-                job_deserializer=msgspec.msgpack.decode,
-                default_queue_name=QUEUE_NAME,
-            )
-            stack.push_async_callback(redis.aclose, close_connection_pool=True)
+            redis, queue = await open_gateway_redis(settings)
+            stack.push_async_callback(queue.aclose, close_connection_pool=True)
+            if redis is not queue:
+                stack.push_async_callback(redis.aclose)
             dynamodb = await stack.enter_async_context(create_dynamodb_client(settings))
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
             store = UsageStore(dynamodb, settings.table("usage"))
             outbox = Outbox(dynamodb, settings, create_mailer(settings))
+            tokens = TokenDirectory(redis, dynamodb, settings)
             services = Services(
                 settings=settings,
                 redis=redis,
-                arq=redis,
+                arq=queue,
                 dynamodb=dynamodb,
                 quota=QuotaEngine(redis, store, timezone=settings.quota_timezone),
                 http=http,
-                tokens=TokenDirectory(redis, dynamodb, settings),
+                tokens=tokens,
+                token_service=TokenService(dynamodb, settings, tokens),
+                users=UserStore(dynamodb, redis, settings),
+                sessions=SessionStore(dynamodb, redis, settings),
+                entitlements=EntitlementStore(dynamodb, settings),
+                searches=SearchSessions(redis, ttl_s=settings.stream_ttl_s, maxlen=settings.stream_maxlen),
                 ip_hasher=IpHasher(redis),
                 cognito=CognitoVerifier(settings, http),
                 payments=Reconciler(settings, dynamodb, redis, create_phonepe(settings, http), outbox),
@@ -88,6 +103,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             gc.freeze()
             writer = asyncio.create_task(_write_last_used(services))
             stack.callback(writer.cancel)
+            sweeper = asyncio.create_task(_sweep_searches(services))
+            stack.callback(sweeper.cancel)
             yield
 
     def provide_services(state: State) -> Services:
@@ -113,8 +130,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[observability_middleware],
+        middleware=[observability_middleware, cors_middleware_factory(settings)],
         openapi_config=OpenAPIConfig(title="Solution Finder", version="0.1.0", path="/schema"),
+        # Litestar would otherwise replace the root logger's JSON handler with its own text format.
+        logging_config=LoggingConfig(
+            configure_root_logger=False, loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}}
+        ),
         response_cache_config=ResponseCacheConfig(),
         request_max_body_size=64 * 1024,
         signature_namespace={"Services": Services, "State": State},
@@ -124,5 +145,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 def app_factory() -> Litestar:
     """Entry point for uvicorn: `uvicorn api.app:app_factory --factory`."""
-    configure()
-    return create_app(load_settings())
+    settings = load_settings()
+    configure(settings.log_level)
+    return create_app(settings)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import sys
+import logging
 
 from core.dynamo import create_dynamodb_client, ensure_tables
+from core.logs import configure
 from core.settings import Settings, load_settings
 from marketplace.catalog import seed_solutions
 from marketplace.tables import table_specs
@@ -20,8 +21,9 @@ async def bootstrap(settings: Settings) -> list[str]:
 
 def main() -> int:
     settings = load_settings()
+    configure(settings.log_level)
     created = asyncio.run(bootstrap(settings))
-    print(f"tables ready ({len(created)} created)", file=sys.stderr)
+    logging.getLogger("api").info("tables ready (%d created)", len(created))
     return 0
 
 

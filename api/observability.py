@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 import uuid
+from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.state import Services
+from core.errors import ForbiddenError
 from core.logs import REQUEST_ID
 from core.metrics import REQUEST_SECONDS, REQUESTS, render
 from core.streams import QUEUE_NAME, WORKERS_KEY, worker_index_key
@@ -18,10 +21,25 @@ from core.streams import QUEUE_NAME, WORKERS_KEY, worker_index_key
 _VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_PATH = b'{"error":"The path holds control characters.","reason":"bad_request"}'
+
+
+async def _refuse_path(send: Send) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_BAD_PATH)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": _BAD_PATH, "more_body": False})
+
+
 def observability_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
+            return
+        if _CONTROL.search(scope["path"]):
+            # A NUL or newline in a path only ever comes from an attacker: it broke file lookups and
+            # forged log lines. Refused before routing, and never logged.
+            await _refuse_path(send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
@@ -49,8 +67,19 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+def _may_scrape(request: Request[Any, Any, Any], services: Services) -> bool:
+    """Metrics name payment counts: with METRICS_TOKEN set they need it, otherwise only loopback sees them."""
+    expected = services.settings.metrics_token
+    if expected:
+        return hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {expected}")
+    host = request.client.host if request.client else ""
+    return host in ("127.0.0.1", "::1", "localhost")
+
+
 @get("/metrics", summary="Prometheus text format", include_in_schema=False)
-async def metrics(services: Services) -> Response[bytes]:
+async def metrics(request: Request[Any, Any, Any], services: Services) -> Response[bytes]:
+    if not _may_scrape(request, services):
+        raise ForbiddenError("Metrics need the scrape token (METRICS_TOKEN).", reason="metrics_forbidden")
     redis = services.redis
     now_ms = time.time() * 1000
     lines = [render().decode()]

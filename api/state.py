@@ -1,4 +1,4 @@
-"""The clients the gateway opens at start-up and hands to handlers."""
+"""The clients and domain services the gateway builds once at start-up and hands to handlers."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import httpx
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from core.search_sessions import SearchSessions
 from core.settings import Settings
 from marketplace.cognito import CognitoVerifier
+from marketplace.entitlements import EntitlementStore
 from marketplace.mail import Outbox
-from marketplace.sessions import IpHasher
-from marketplace.tokens import TokenDirectory
+from marketplace.sessions import IpHasher, SessionStore
+from marketplace.tokens import TokenDirectory, TokenService
+from marketplace.users import UserStore
 from payments.reconcile import Reconciler
 from quota.engine import QuotaEngine
 
@@ -27,6 +30,11 @@ class Services:
     quota: QuotaEngine
     http: httpx.AsyncClient
     tokens: TokenDirectory
+    token_service: TokenService
+    users: UserStore
+    sessions: SessionStore
+    entitlements: EntitlementStore
+    searches: SearchSessions
     ip_hasher: IpHasher
     cognito: CognitoVerifier
     payments: Reconciler

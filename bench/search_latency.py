@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.stack import bench_stack  # noqa: E402
-from core.localservers import stop  # noqa: E402
 from core.settings import load_settings  # noqa: E402
+from dev.servers import stop  # noqa: E402
 
 QUERIES = [json.loads(line)["query"] for line in (ROOT / "data/eval/eval_dev.jsonl").read_text().splitlines()]
 

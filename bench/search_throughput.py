@@ -22,7 +22,7 @@ import httpx
 from redis import Redis
 
 from bench.stack import bench_stack
-from core.localservers import stop
+from dev.servers import stop
 
 QUERIES = [json.loads(line)["query"] for line in (ROOT / "data/eval/eval_dev.jsonl").read_text().splitlines()]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port  # noqa: E402
+from dev.servers import free_port, start_dynamodb, start_valkey, stop, wait_for_port  # noqa: E402
 
 
 @dataclass
@@ -43,7 +43,7 @@ def bench_stack(
     root = Path(tempfile.mkdtemp(prefix="sf-bench-"))
     redis_port, dynamodb_port, api_port = free_port(), free_port(), free_port()
     valkey = start_valkey(redis_port, root / "redis", appendonly=False)
-    moto = start_moto(dynamodb_port)
+    moto = start_dynamodb(dynamodb_port)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     env = {
         **os.environ,
@@ -67,14 +67,11 @@ def bench_stack(
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "api.app:app_factory",
-                "--factory",
+                "api.serve",
                 "--port",
                 str(api_port),
                 "--workers",
                 str(gateway_workers),
-                "--no-access-log",
                 "--log-level",
                 "warning",
             ],

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from redis import Redis
 
-from core.localservers import free_port, start_valkey, stop
+from dev.servers import free_port, start_valkey, stop
 
 
 def memory_mb(pid: int) -> tuple[float, float]:

@@ -4,6 +4,7 @@ AppError(reason)
  ├── BadRequestError                  bad_request
  ├── NotFoundError                    not_found
  ├── ConflictError                    conflict
+ ├── UnprocessableError               idempotency_key_reused
  ├── UnauthorizedError                unauthorized / invalid_token / invalid_credentials
  ├── ForbiddenError                   forbidden / not_entitled / csrf / email_unverified
  ├── QuotaExceededError               anonymous_limit_exceeded / daily_limit_exceeded
@@ -37,6 +38,10 @@ class NotFoundError(AppError):
 
 class ConflictError(AppError):
     reason = "conflict"
+
+
+class UnprocessableError(AppError):
+    reason = "unprocessable"
 
 
 class UnauthorizedError(AppError):

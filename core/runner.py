@@ -11,8 +11,8 @@ from core.settings import Settings, load_settings
 
 
 def run_until_signalled(loop_body: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
-    configure()
     settings = load_settings()
+    configure(settings.log_level)
 
     async def runner() -> None:
         stop = asyncio.Event()

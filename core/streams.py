@@ -1,11 +1,25 @@
-"""Owns the search:* Redis keys that the gateway and the workers share, and the refund stream they feed."""
+"""Owns the search:* Redis keys that the gateway and the workers share, the refund stream they feed, and the
+names of the arq queue and its jobs.
+
+Every key is safe on Redis Cluster: a search's keys share the search id's hash tag, and arq's keys (the
+queue, `arq:job:<job id>`, `arq:in-progress:<job id>`, `arq:result:<job id>`, `arq:retry:<job id>`, the
+health check and the abort set), which arq writes together in MULTI blocks, all carry QUEUE_TAG: the queue
+name and every job id hold it. The queue therefore lives in one slot, on one node of a cluster.
+"""
 
 from __future__ import annotations
 
 SEARCH_PREFIX = "search:"
-QUEUE_NAME = "arq:search"
+QUEUE_TAG = "{search-queue}"
+QUEUE_NAME = f"arq:{QUEUE_TAG}"
+ABORT_KEY = f"arq:{QUEUE_TAG}:abort"  # arq's own name, `arq:abort`, has no tag; see search_worker.main
 WORKERS_KEY = "search:workers"
 REFUND_STREAM = "quota:refunds"
+
+
+def job_id(search_id: str) -> str:
+    """The arq job id of a search: carries the queue's hash tag, so arq's per-job keys share its slot."""
+    return f"{QUEUE_TAG}:{search_id}"
 
 
 def events_key(search_id: str) -> str:
@@ -21,9 +35,17 @@ def meta_key(search_id: str) -> str:
     return f"{SEARCH_PREFIX}{{{search_id}}}:meta"
 
 
-def lost_key(search_id: str) -> str:
-    """Set once by the gateway process that ends a search whose worker died."""
-    return f"{SEARCH_PREFIX}{{{search_id}}}:lost"
+def ended_key(search_id: str) -> str:
+    """Set once, by whoever writes the search's terminal event (done or error)."""
+    return f"{SEARCH_PREFIX}{{{search_id}}}:ended"
+
+
+RUNNING_KEY = "search:running"  # search ids a worker has started and not finished, scored by start time
+
+
+def streams_open_key(owner: str) -> str:
+    """The SSE streams a caller has open now (members: stream ids, scores: open time in ms)."""
+    return f"{SEARCH_PREFIX}streams:{owner}"
 
 
 def worker_index_key(worker_id: str) -> str:

@@ -1,36 +1,23 @@
-import { $, api, errorText, fetchToken, say } from "/static/app.js";
+// Register, then the code step on /verify; where to go afterwards is remembered for this tab.
+import { $, api, errorText, passwordHint, rememberDestination, say } from "/static/app.js";
 
-const params = new URLSearchParams(location.search);
-const solutionId = params.get("solution_id") || "aws-solution-finder";
-const message = $("message");
-let email = "";
+rememberDestination();
+$("login-link").href = `/login${location.search}`;
+passwordHint($("password"), $("password-hint"));
 
 $("register-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  email = $("email").value.trim();
-  const result = await api("POST", "/api/auth/register", { email, password: $("password").value, name: $("name").value.trim() });
-  if (!result.ok) {
-    say(message, result.status === 409 ? "That email already has an account. Log in instead." : errorText(result), "notice");
+  const email = $("email").value.trim(), password = $("password").value;
+  if (!$("email").checkValidity()) { say($("message"), "Enter your email address, like name@example.com."); $("email").focus(); return; }
+  if (password.length < 10) { say($("message"), "Choose a password of at least 10 characters."); $("password").focus(); return; }
+  $("register-submit").disabled = true;
+  const result = await api("POST", "/api/auth/register", { email, password, name: $("name").value.trim() });
+  $("register-submit").disabled = false;
+  if (result.status === 409) {
+    say($("message"), "That email already has an account. Log in, or reset the password if you forgot it.");
     return;
   }
-  $("register-form").hidden = true;
-  $("verify-form").hidden = false;
-  $("sent-to").textContent = email;
-  say(message, "");
-  $("code").focus();
-});
-
-$("verify-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const result = await api("POST", "/api/auth/verify", { email, code: $("code").value.trim() });
-  if (!result.ok) { say(message, errorText(result)); return; }
-  const token = await fetchToken(solutionId);
-  if (!token.ok) { say(message, errorText(token)); return; }
-  // Back to the search page, which reads the fresh token from localStorage (never from the URL).
-  location.assign("/search");
-});
-
-$("resend").addEventListener("click", async () => {
-  const result = await api("POST", "/api/auth/resend-code", { email });
-  say(message, result.ok ? "A new code is on its way." : errorText(result));
+  if (!result.ok) { say($("message"), errorText(result)); return; }
+  sessionStorage.setItem("sf_verify_email", email);
+  location.assign("/verify");
 });

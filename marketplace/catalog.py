@@ -8,11 +8,12 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from core.dynamo import from_item, to_item, values
+from core.dynamo import from_item, query_all, to_item, values
 from core.errors import ConflictError, ForbiddenError, NotFoundError
 from core.settings import Settings
 
 SolutionId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+STATUSES = ("active", "pending", "retired")
 
 
 class Solution(msgspec.Struct):
@@ -84,15 +85,32 @@ class CatalogStore:
         self.settings = settings
         self.table = settings.table("solutions")
 
-    async def active(self) -> list[Solution]:
-        response = await self.client.query(
+    async def by_status(self, status: str) -> list[Solution]:
+        """Every solution in one status, all pages of the index (a query stops at 1 MB otherwise)."""
+        items = await query_all(
+            self.client,
             TableName=self.table,
             IndexName="status-index",
             KeyConditionExpression="#s = :a",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=values(a="active"),
+            ExpressionAttributeValues=values(a=status),
         )
-        return [msgspec.convert(from_item(i), Solution) for i in response.get("Items", [])]
+        return [msgspec.convert(i, Solution) for i in items]
+
+    async def active(self) -> list[Solution]:
+        return await self.by_status("active")
+
+    async def owned_by(self, partner_id: str) -> list[Solution]:
+        """A partner's own listings in every status, newest change first."""
+        mine = [s for status in STATUSES for s in await self.by_status(status) if s.owner_partner == partner_id]
+        return sorted(mine, key=lambda s: s.updated_at, reverse=True)
+
+    async def public(self, solution_id: str) -> Solution:
+        """A listing as the public sees it: one waiting for approval does not exist yet."""
+        solution = await self.get(solution_id)
+        if solution.status == "pending":
+            raise NotFoundError("No such solution.", reason="unknown_solution")
+        return solution
 
     async def get(self, solution_id: str) -> Solution:
         solution = await get_solution(self.client, self.settings, solution_id)
@@ -100,8 +118,10 @@ class CatalogStore:
             raise NotFoundError("No such solution.", reason="unknown_solution")
         return solution
 
-    async def create(self, data: SolutionInput, owner_partner: str) -> Solution:
-        solution = Solution(owner_partner=owner_partner, updated_at=int(time.time()), **msgspec.structs.asdict(data))
+    async def create(self, data: SolutionInput, owner_partner: str, *, status: str = "active") -> Solution:
+        solution = Solution(
+            owner_partner=owner_partner, updated_at=int(time.time()), status=status, **msgspec.structs.asdict(data)
+        )
         try:
             await self.client.put_item(
                 TableName=self.table,
@@ -111,6 +131,32 @@ class CatalogStore:
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise ConflictError("A solution with that id exists.", reason="solution_exists") from exc
         return solution
+
+    async def submit(self, data: SolutionInput, *, editor: str, is_admin: bool) -> Solution:
+        """A new listing: an admin's is live at once, a partner's waits for an admin's approval."""
+        return await self.create(data, owner_partner=editor, status="active" if is_admin else "pending")
+
+    async def approve(self, solution_id: str) -> Solution:
+        """Put a pending listing live, once: a listing that is not pending is refused."""
+        try:
+            response = await self.client.update_item(
+                TableName=self.table,
+                Key={"solution_id": {"S": solution_id}},
+                UpdateExpression="SET #s = :active, updated_at = :t",
+                ConditionExpression="attribute_exists(solution_id) AND #s = :pending",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values(active="active", pending="pending", t=int(time.time())),
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            raise NotFoundError("No listing waiting for approval with that id.", reason="not_pending") from exc
+        return msgspec.convert(from_item(response["Attributes"]), Solution)
+
+    async def retire(self, solution_id: str, *, editor: str, is_admin: bool) -> Solution:
+        """Take a listing off the marketplace (its owner or an admin); the finder itself stays."""
+        if solution_id == "aws-solution-finder":
+            raise ForbiddenError("The finder itself cannot be retired.", reason="not_retirable")
+        return await self.update(solution_id, SolutionUpdate(), editor=editor, is_admin=is_admin, status="retired")
 
     async def update(
         self, solution_id: str, data: SolutionUpdate, *, editor: str, is_admin: bool, status: str | None = None

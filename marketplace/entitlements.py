@@ -6,6 +6,8 @@ New: pk "user#<uuid>", sk "solution#<id>", accessTier, dailyUsage, lastUsageDate
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -13,13 +15,26 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from core.dynamo import from_item, to_item
+from core.dynamo import from_item, query_all, to_item
+from core.errors import ForbiddenError
 from core.settings import Settings
 from marketplace.cache import TolerantCache
 
 
 def entitlement_cache_key(user_id: str, solution_id: str) -> str:
     return f"mkt:ent:{user_id}:{solution_id}"
+
+
+def seed_user_id(email: str) -> str:
+    return f"seed:{email}"
+
+
+def iso_to_epoch(text: str) -> int:
+    """'2025-11-09T13:16:14.919Z' -> epoch seconds; 0 when it is not a date."""
+    try:
+        return int(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -32,10 +47,14 @@ class Entitlement:
     created_at: str = ""
     legacy_daily_usage: dict[str, int] = field(default_factory=dict)
     daily_limit_registered: int = 10
+    pk: str = ""
+    sk: str = ""
+    email: str = ""
+    unexpiring_pro: bool = False  # a seed `pro` row with no expiry at all (see docs/seed-compat.md)
 
     @property
     def tier(self) -> str:
-        if self.access_tier == "pro" and (self.pro_until == 0 or self.pro_until > time.time()):
+        if self.access_tier == "pro" and (self.unexpiring_pro or self.pro_until > time.time()):
             return "pro"
         return "registered"
 
@@ -43,34 +62,59 @@ class Entitlement:
     def daily_limit(self) -> int:
         return -1 if self.tier == "pro" else self.daily_limit_registered
 
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
 
-def _parse(item: dict[str, Any], user_id: str, limit: int) -> Entitlement:
-    data = from_item(item)
-    solution_id = str(data["sk"]).removeprefix("solution#")
-    if "accessTier" in data:
-        return Entitlement(
-            user_id,
-            solution_id,
-            str(data["accessTier"]),
-            int(data.get("proUntil", 0)),
-            str(data.get("status", "active")),
-            str(data.get("createdAt", "")),
-            daily_limit_registered=limit,
-        )
-    usage = data.get("usage") or {}
+    def used_on(self, day: str) -> int:
+        """What the old system had counted for `day` (YYYY-MM-DD), from either format."""
+        return int(self.legacy_daily_usage.get(day, 0))
+
+
+def _usage(data: dict[str, Any]) -> dict[str, int]:
+    """Per-day counts in every shape the seed wrote: `usage.daily_usage {day: n}`, top-level
+    `usage_YYYY_MM_DD` attributes, and the new format's `dailyUsage` with `lastUsageDate`."""
+    days: dict[str, int] = {}
+    for day, count in ((data.get("usage") or {}).get("daily_usage") or {}).items():
+        days[str(day)] = max(days.get(str(day), 0), int(count))
+    for name, count in data.items():
+        if name.startswith("usage_") and name.count("_") == 3 and isinstance(count, int | float):
+            day = name.removeprefix("usage_").replace("_", "-")
+            days[day] = max(days.get(day, 0), int(count))
+    last_day = str(data.get("lastUsageDate") or "")
+    if last_day and isinstance(data.get("dailyUsage"), int | float):
+        days[last_day] = max(days.get(last_day, 0), int(data["dailyUsage"]))
+    return days
+
+
+def _parse(item: dict[str, Any], user_id: str, limit: int, canonical: str) -> Entitlement:
+    return _parse_plain(from_item(item), user_id, limit, canonical)
+
+
+def _parse_plain(data: dict[str, Any], user_id: str, limit: int, canonical: str) -> Entitlement:
+    """Both seed formats, read as the seed validator read them: `tier || access_tier || accessTier`;
+    `proUntil` (epoch s) or `pro_expires_at` (ISO) for the end of Pro."""
+    tier = str(data.get("tier") or data.get("access_tier") or data.get("accessTier") or "registered")
+    pro_until = int(data.get("proUntil") or 0) or iso_to_epoch(str(data.get("pro_expires_at") or ""))
     return Entitlement(
         user_id,
-        solution_id,
-        str(data.get("access_tier", "registered")),
-        int(data.get("pro_until", 0)),
+        canonical,
+        tier,
+        pro_until,
         str(data.get("status", "active")),
-        str(data.get("created_at", "")),
-        legacy_daily_usage={k: int(v) for k, v in (usage.get("daily_usage") or {}).items()},
+        str(data.get("createdAt") or data.get("created_at") or ""),
+        legacy_daily_usage=_usage(data),
         daily_limit_registered=limit,
+        pk=str(data["pk"]),
+        sk=str(data["sk"]),
+        email=str(data.get("user_email") or data.get("email") or ""),
+        unexpiring_pro=tier == "pro" and pro_until == 0,
     )
 
 
 class EntitlementStore:
+    """The one owner of the entitlements table: both seed formats read, the new one written."""
+
     def __init__(self, dynamodb: Any, settings: Settings) -> None:
         self.dynamodb = dynamodb
         self.settings = settings
@@ -79,60 +123,155 @@ class EntitlementStore:
     def limit_for(self, solution_id: str) -> int:
         return self.settings.registered_daily_limit
 
+    def _names(self, solution_id: str) -> list[str]:
+        """The canonical id first, then its aliases (aws-solution-finder-001 and friends)."""
+        canonical = self.settings.canonical_solution(solution_id)
+        aliases = [a for a in self.settings.solution_aliases_of(canonical) if a != canonical]
+        return [canonical, *aliases]
+
+    async def get_any(self, user_id: str, email: str, solution_id: str) -> Entitlement | None:
+        """The user's entitlement to the solution under any of its names, whatever its status."""
+        canonical = self.settings.canonical_solution(solution_id)
+        limit = self.limit_for(canonical)
+        pks = [f"user#{user_id}", *([f"user#{email}"] if email and email != user_id else [])]
+        for pk in pks:
+            for name in self._names(canonical):
+                response = await self.dynamodb.get_item(
+                    TableName=self.table,
+                    Key={"pk": {"S": pk}, "sk": {"S": f"solution#{name}"}},
+                    ConsistentRead=True,
+                )
+                if "Item" in response:
+                    return await self._first_sight(_parse(response["Item"], user_id, limit, canonical))
+        return None
+
     async def get(self, user_id: str, email: str, solution_id: str) -> Entitlement | None:
-        limit = self.limit_for(solution_id)
-        for pk in (f"user#{user_id}", f"user#{email}" if email else None):
-            if pk is None:
-                continue
-            response = await self.dynamodb.get_item(
+        entitlement = await self.get_any(user_id, email, solution_id)
+        return entitlement if entitlement is not None and entitlement.active else None
+
+    async def _first_sight(self, entitlement: Entitlement) -> Entitlement:
+        """A seed `pro` row with no expiry: the seed treated it as Pro; here it gets one period from the
+        first time we see it, written back so every later read agrees."""
+        if not entitlement.unexpiring_pro:
+            return entitlement
+        until = int(time.time()) + self.settings.pro_period_days * 86400
+        try:
+            await self.dynamodb.update_item(
                 TableName=self.table,
-                Key={"pk": {"S": pk}, "sk": {"S": f"solution#{solution_id}"}},
+                Key={"pk": {"S": entitlement.pk}, "sk": {"S": entitlement.sk}},
+                UpdateExpression="SET proUntil = :u, proUntilSource = :src",
+                ConditionExpression="attribute_not_exists(proUntil) AND attribute_not_exists(pro_expires_at)",
+                ExpressionAttributeValues={":u": {"N": str(until)}, ":src": {"S": "first-sight"}},
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            again = await self.dynamodb.get_item(
+                TableName=self.table,
+                Key={"pk": {"S": entitlement.pk}, "sk": {"S": entitlement.sk}},
                 ConsistentRead=True,
             )
-            if "Item" in response:
-                entitlement = _parse(response["Item"], user_id, limit)
-                return entitlement if entitlement.status == "active" else None
-        return None
+            if "Item" in again:
+                until = int(from_item(again["Item"]).get("proUntil") or until)
+        return dataclasses.replace(entitlement, pro_until=until, unexpiring_pro=False)
+
+    async def by_legacy_token(self, token: str) -> Entitlement | None:
+        """The seed row that holds this clear token (the sparse `token-index`: only such rows are in it)."""
+        response = await self.dynamodb.query(
+            TableName=self.table,
+            IndexName="token-index",
+            KeyConditionExpression="#t = :t",
+            ExpressionAttributeNames={"#t": "token"},
+            ExpressionAttributeValues={":t": {"S": token}},
+        )
+        items = response.get("Items", [])
+        if not items:
+            return None
+        data = from_item(items[0])
+        name = str(data["sk"]).removeprefix("solution#")
+        canonical = self.settings.canonical_solution(name)
+        return _parse(items[0], str(data["pk"]).removeprefix("user#"), self.limit_for(canonical), canonical)
+
+    def forget_legacy_token_item(self, row: Entitlement, token: str) -> dict[str, Any]:
+        """The transaction item that removes a clear token from its seed row (once it is stored hashed)."""
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": row.pk}, "sk": {"S": row.sk}},
+                "UpdateExpression": "REMOVE #t SET tokenAdoptedAt = :now",
+                "ConditionExpression": "#t = :t",
+                "ExpressionAttributeNames": {"#t": "token"},
+                "ExpressionAttributeValues": {
+                    ":t": {"S": token},
+                    ":now": {"S": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                },
+            }
+        }
+
+    async def has_legacy(self, email: str) -> bool:
+        """Whether the old system left entitlement rows keyed by this address."""
+        response = await self.dynamodb.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"user#{email}"}},
+            Limit=1,
+        )
+        return bool(response.get("Items"))
+
+    async def account_id_for(self, email: str) -> str:
+        """The user id a seed address's tokens and quota go under: its account's, or, until the person
+        claims the address, `seed:<email>`, which is also the id the claimed account then gets."""
+        response = await self.dynamodb.get_item(
+            TableName=self.settings.table("users"), Key={"pk": {"S": f"email#{email}"}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return item["user_id"]["S"] if item else seed_user_id(email)
 
     async def list_for(self, user_id: str, email: str) -> list[Entitlement]:
         found: dict[str, Entitlement] = {}
         for pk in (f"user#{email}", f"user#{user_id}"):
-            response = await self.dynamodb.query(
+            for data in await query_all(
+                self.dynamodb,
                 TableName=self.table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": pk}},
-            )
-            for item in response.get("Items", []):
-                entitlement = _parse(item, user_id, self.limit_for(from_item(item)["sk"].removeprefix("solution#")))
-                if entitlement.status == "active":
-                    found[entitlement.solution_id] = entitlement
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+                ExpressionAttributeValues={":pk": {"S": pk}, ":s": {"S": "solution#"}},
+            ):
+                canonical = self.settings.canonical_solution(str(data["sk"]).removeprefix("solution#"))
+                entitlement = await self._first_sight(_parse_plain(data, user_id, self.limit_for(canonical), canonical))
+                if entitlement.active:
+                    found[canonical] = entitlement
         return list(found.values())
 
     async def cached(self, user_id: str, email: str, solution_id: str, cache: TolerantCache) -> Entitlement | None:
+        """The active entitlement through a short Redis cache; an inactive one raises (403, with its status)."""
+        solution_id = self.settings.canonical_solution(solution_id)
         key = entitlement_cache_key(user_id, solution_id)
         raw = await cache.get(key)
         if raw == b"-":
             return None
         if raw:
             data = json.loads(raw)
-            return Entitlement(
-                user_id, solution_id, data["tier"], data["pro_until"], daily_limit_registered=data["limit"]
+            entitlement = Entitlement(
+                user_id,
+                solution_id,
+                data["tier"],
+                data["pro_until"],
+                status=data.get("status", "active"),
+                created_at=data.get("created_at", ""),
+                legacy_daily_usage=data.get("usage", {}),
+                daily_limit_registered=data["limit"],
             )
-        entitlement = await self.get(user_id, email, solution_id)
-        if entitlement is None:
-            await cache.set(key, "-", ex=30)
-            return None
-        await cache.set(
-            key,
-            json.dumps(
-                {
-                    "tier": entitlement.access_tier,
-                    "pro_until": entitlement.pro_until,
-                    "limit": entitlement.daily_limit_registered,
-                }
-            ),
-            ex=300,
-        )
+        else:
+            found = await self.get_any(user_id, email, solution_id)
+            if found is None:
+                await cache.set(key, "-", ex=30)
+                return None
+            entitlement = found
+            await cache.set(key, json.dumps(_cache_record(entitlement)), ex=300)
+        if not entitlement.active:
+            raise ForbiddenError(
+                f"This entitlement is {entitlement.status}, not active.",
+                reason="entitlement_inactive",
+                status=entitlement.status,
+            )
         return entitlement
 
     async def ensure(self, user_id: str, solution_id: str, redis: Redis | None = None) -> Entitlement:
@@ -297,3 +436,15 @@ class ProPasses:
                 "ExpressionAttributeValues": to_item(named),
             }
         }
+
+
+def _cache_record(entitlement: Entitlement) -> dict[str, Any]:
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    return {
+        "tier": entitlement.access_tier,
+        "pro_until": entitlement.pro_until,
+        "limit": entitlement.daily_limit_registered,
+        "status": entitlement.status,
+        "created_at": entitlement.created_at,
+        "usage": {today: entitlement.used_on(today)} if entitlement.used_on(today) else {},
+    }

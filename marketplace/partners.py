@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from core.dynamo import from_item, to_item, values
+from core.dynamo import from_item, query_all, to_item, values
 from core.errors import ConflictError, NotFoundError
 from core.settings import Settings
 
@@ -33,8 +33,9 @@ class PartnerStore:
         self.table = settings.table("partner-applications")
 
     async def apply(self, user_id: str, email: str, company: str, website: str, description: str) -> Application:
-        pending = [a for a in await self.for_user(user_id) if a.status == "pending"]
-        if pending:
+        """One application under review per user: a lock row is written with it in one conditional
+        transaction, so concurrent requests cannot both pass the check."""
+        if any(a.status == "pending" for a in await self.for_user(user_id)):  # made before lock rows existed
             raise ConflictError("You already have an application under review.", reason="application_pending")
         application = Application(
             application_id=uuid.uuid4().hex,
@@ -46,43 +47,80 @@ class PartnerStore:
             status="pending",
             created_at=f"{time.time():.6f}",
         )
-        await self.dynamodb.put_item(TableName=self.table, Item=to_item(msgspec.to_builtins(application)))
+        try:
+            await self.dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(
+                                {"application_id": _lock_id(user_id), "pending": application.application_id}
+                            ),
+                            "ConditionExpression": "attribute_not_exists(application_id)",
+                        }
+                    },
+                    {"Put": {"TableName": self.table, "Item": to_item(msgspec.to_builtins(application))}},
+                ]
+            )
+        except self.dynamodb.exceptions.TransactionCanceledException as exc:
+            raise ConflictError("You already have an application under review.", reason="application_pending") from exc
         return application
 
     async def for_user(self, user_id: str) -> list[Application]:
-        response = await self.dynamodb.query(
+        items = await query_all(
+            self.dynamodb,
             TableName=self.table,
             IndexName="user-index",
             KeyConditionExpression="user_id = :u",
             ExpressionAttributeValues=values(u=user_id),
             ScanIndexForward=False,
         )
-        return [msgspec.convert(from_item(i), Application) for i in response.get("Items", [])]
+        return [msgspec.convert(i, Application) for i in items]
 
     async def by_status(self, status: str) -> list[Application]:
-        response = await self.dynamodb.query(
+        items = await query_all(
+            self.dynamodb,
             TableName=self.table,
             IndexName="status-index",
             KeyConditionExpression="#s = :s",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=values(s=status),
         )
-        return [msgspec.convert(from_item(i), Application) for i in response.get("Items", [])]
+        return [msgspec.convert(i, Application) for i in items]
 
     async def decide(self, application_id: str, status: str, admin_id: str, reason: str = "") -> Application:
-        """Move a pending application to approved or rejected, once."""
+        """Move a pending application to approved or rejected, once, releasing the applicant's lock."""
+        response = await self.dynamodb.get_item(
+            TableName=self.table, Key={"application_id": {"S": application_id}}, ConsistentRead=True
+        )
+        if "Item" not in response or "user_id" not in response["Item"]:
+            raise NotFoundError("No pending application with that id.", reason="not_pending")
+        user_id = response["Item"]["user_id"]["S"]
         try:
-            response = await self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"application_id": {"S": application_id}},
-                UpdateExpression="SET #s = :s, decided_at = :t, decided_by = :by, reason = :r",
-                ConditionExpression="attribute_exists(application_id) AND #s = :pending",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values(
-                    s=status, t=f"{time.time():.6f}", by=admin_id, r=reason, pending="pending"
-                ),
-                ReturnValues="ALL_NEW",
+            await self.dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"application_id": {"S": application_id}},
+                            "UpdateExpression": "SET #s = :s, decided_at = :t, decided_by = :by, reason = :r",
+                            "ConditionExpression": "attribute_exists(application_id) AND #s = :pending",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": values(
+                                s=status, t=f"{time.time():.6f}", by=admin_id, r=reason, pending="pending"
+                            ),
+                        }
+                    },
+                    {"Delete": {"TableName": self.table, "Key": {"application_id": {"S": _lock_id(user_id)}}}},
+                ]
             )
-        except self.dynamodb.exceptions.ConditionalCheckFailedException as exc:
+        except self.dynamodb.exceptions.TransactionCanceledException as exc:
             raise NotFoundError("No pending application with that id.", reason="not_pending") from exc
-        return msgspec.convert(from_item(response["Attributes"]), Application)
+        response = await self.dynamodb.get_item(
+            TableName=self.table, Key={"application_id": {"S": application_id}}, ConsistentRead=True
+        )
+        return msgspec.convert(from_item(response["Item"]), Application)
+
+
+def _lock_id(user_id: str) -> str:
+    return f"pending#{user_id}"

@@ -6,9 +6,11 @@ import hashlib
 import hmac
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from core.dynamo import from_item, to_item
 from core.settings import Settings
@@ -29,13 +31,19 @@ class IpHasher:
         self.redis = redis
         self._day = -1
         self._salt = b""
+        self._fallback = secrets.token_hex(32).encode()
 
     async def salt(self) -> bytes:
         day = int(time.time() // 86400)
         if day != self._day:
             key = f"{SALT_KEY}{day}"
-            await self.redis.set(key, secrets.token_hex(32), nx=True, ex=2 * 86400)
-            self._salt = bytes(await self.redis.get(key) or b"")
+            try:
+                await self.redis.set(key, secrets.token_hex(32), nx=True, ex=2 * 86400)
+                self._salt = bytes(await self.redis.get(key) or b"")
+            except (RedisError, OSError):
+                # Redis away: this process salts on its own until the next day (hashes then differ
+                # between processes, which only loosens per-address limits while Redis is down).
+                return self._salt or self._fallback
             self._day = day
         return self._salt
 
@@ -43,20 +51,35 @@ class IpHasher:
         return hmac.new(await self.salt(), ip.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    created_at_ms: int
+    csrf_hash: str  # the CSRF token in use when the session began: only it works with this session
+
+
+def csrf_hash(token: str) -> str:
+    return hashlib.sha256(f"csrf:{token}".encode()).hexdigest()
+
+
 class SessionStore:
+    """The one owner of the sessions table."""
+
     def __init__(self, dynamodb: Any, redis: Redis, settings: Settings) -> None:
         self.dynamodb = dynamodb
         self.redis = redis
         self.settings = settings
         self.table = settings.table("sessions")
 
-    async def create(self, user_id: str, ip_hash: str, location: dict[str, str]) -> str:
+    async def create(self, user_id: str, ip_hash: str, location: dict[str, str], csrf_token: str) -> str:
         session_id = secrets.token_urlsafe(32)
         now = int(time.time())
         item = {
             "pk": f"session#{session_hash(session_id)}",
             "user_id": user_id,
+            "csrf_hash": csrf_hash(csrf_token),
             "created_at": now,
+            "created_ms": time.time_ns() // 1_000_000,
             "expires_at": now + self.settings.session_ttl_s,
             "ip_hmac": ip_hash,
             **{f"location_{k}": v for k, v in location.items() if v},
@@ -64,7 +87,7 @@ class SessionStore:
         await self.dynamodb.put_item(TableName=self.table, Item=to_item(item))
         return session_id
 
-    async def user_for(self, session_id: str) -> str | None:
+    async def get(self, session_id: str) -> Session | None:
         if not session_id or len(session_id) > 100:
             return None
         response = await self.dynamodb.get_item(
@@ -75,7 +98,8 @@ class SessionStore:
         data = from_item(response["Item"])
         if int(data["expires_at"]) < time.time():
             return None
-        return str(data["user_id"])
+        created_ms = int(data.get("created_ms") or int(data["created_at"]) * 1000)
+        return Session(str(data["user_id"]), created_ms, str(data.get("csrf_hash", "")))
 
     async def delete(self, session_id: str) -> None:
         await self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": f"session#{session_hash(session_id)}"}})

@@ -10,7 +10,8 @@ def table_specs(settings: Settings) -> list[TableSpec]:
     t = settings.table
     return [
         TableSpec(t("users"), "pk"),
-        TableSpec(t("user-solution-entitlements"), "pk", "sk"),
+        # token-index is sparse: only the old system's rows that still hold a clear token are in it.
+        TableSpec(t("user-solution-entitlements"), "pk", "sk", indexes=(("token-index", "token", None),)),
         TableSpec(t("sessions"), "pk", ttl_attribute="expires_at"),
         TableSpec(t("solutions"), "solution_id", indexes=(("status-index", "status", "solution_id"),)),
         TableSpec(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.response import Redirect
 
+from core.logs import log_config
 from core.settings import Settings, load_settings
 from payments.phonepe import webhook_authorization
 
@@ -370,8 +370,10 @@ def create_simulator(settings: Settings, webhook_url: str | None = None) -> Lite
 
 def main() -> None:
     settings = load_settings()
-    app = create_simulator(settings, os.environ.get("SIMULATOR_WEBHOOK_URL"))
-    uvicorn.run(app, host=settings.simulator_host, port=settings.simulator_port, log_level="warning")
+    app = create_simulator(settings, settings.simulator_webhook_url or None)
+    uvicorn.run(
+        app, host=settings.simulator_host, port=settings.simulator_port, log_config=log_config(), log_level="warning"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from quota import keys
 from quota.batcher import ScriptBatcher
-from quota.errors import QuotaUnavailableError
+from quota.errors import IdempotencyKeyReusedError, QuotaUnavailableError
 from quota.store import UsageStore
 
 log = logging.getLogger("quota")
@@ -63,7 +63,13 @@ class QuotaEngine:
         window: Window,
         check_only: bool = False,
         idempotency_key: str | None = None,
+        fingerprint: str = "",
+        used_elsewhere: dict[str, int] | None = None,
     ) -> Decision:
+        """`fingerprint` identifies the request an idempotency key was first used with; the same key
+        with another request raises IdempotencyKeyReusedError (the IETF Idempotency-Key draft's rule).
+        `used_elsewhere` ({period: count}, e.g. what the old system counted today) is merged by maximum
+        into a counter that has to be built, so the first decision already knows it."""
         script_keys = [keys.counter(subject), keys.usage_log(subject)]
         if idempotency_key:
             script_keys.append(keys.idempotency(subject, idempotency_key))
@@ -77,21 +83,28 @@ class QuotaEngine:
             solution_id,
             DAY_COUNTER_TTL_S if window == "day" else TOTAL_COUNTER_TTL_S,
             LOG_MAXLEN,
+            fingerprint,
         ]
         try:
             for _ in range(2):
                 status, used, limit_out, period, reset_in = await self._consume(keys=script_keys, args=args)
                 period = period.decode() if isinstance(period, bytes) else str(period)
+                if status == -3:
+                    raise IdempotencyKeyReusedError(
+                        "This Idempotency-Key was used with a different request.", reason="idempotency_key_reused"
+                    )
                 if status != -2:
                     return Decision(status == 1, int(used), int(limit_out), period, int(reset_in), subject)
-                await self._seed(subject, period, window)
+                await self._seed(subject, period, window, (used_elsewhere or {}).get(period, 0))
         except RedisError as exc:
             raise QuotaUnavailableError("The quota service is unavailable; try again shortly.") from exc
         raise QuotaUnavailableError("The quota counter could not be rebuilt; try again shortly.")
 
-    async def _seed(self, subject: str, period: str, window: Window) -> None:
+    async def _seed(self, subject: str, period: str, window: Window, floor: int = 0) -> None:
         """Redis has no counter: take the system of record's counts, so nobody gets used searches back."""
         consumed, refunded = await self.store.get(subject, period)
+        if consumed - refunded < floor:
+            consumed = floor + refunded
         ttl = DAY_COUNTER_TTL_S if window == "day" else TOTAL_COUNTER_TTL_S
         await self._scripts["seed"](keys=[keys.counter(subject)], args=[period, consumed, refunded, ttl])
         if consumed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import AppError, UnavailableError
+from core.errors import AppError, UnavailableError, UnprocessableError
 
 
 class QuotaExceededError(AppError):
@@ -18,3 +18,7 @@ class QuotaExceededError(AppError):
 
 class QuotaUnavailableError(UnavailableError):
     reason = "quota_unavailable"
+
+
+class IdempotencyKeyReusedError(UnprocessableError):
+    reason = "idempotency_key_reused"

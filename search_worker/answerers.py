@@ -97,6 +97,23 @@ def _best_sentence(text: str, query_words: set[str]) -> str:
     return max(sentences[:8], key=lambda s: (len(_words(s) & query_words), -sentences.index(s)))
 
 
+NO_MATCH_ANSWER = (
+    "No matching solution in the catalog for this question, so it was not counted against your searches. "
+    "Try describing the workload and what it should do on AWS, for example “resize images on the fly behind "
+    "CloudFront” or “stop test servers at night”."
+)
+# Alternatives are listed only while they stay this close to the first pick's score.
+_ALTERNATIVE_SHARE = 0.6
+
+
+def _why(source: SourceItem, query_words: set[str]) -> str:
+    """The sentence of the entry's own summary that shares most words with the question."""
+    sentence = _best_sentence(source.summary, query_words).rstrip()
+    if not sentence:
+        return ""
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+
+
 class ExtractiveAnswerer:
     """Writes a grounded answer from the results' own words, with [n] citations, with no model at all."""
 
@@ -107,24 +124,17 @@ class ExtractiveAnswerer:
 
     def compose(self, query: str, sources: list[SourceItem]) -> str:
         if not sources:
-            return "No catalog entry matches this question."
+            return NO_MATCH_ANSWER
         query_words = _words(query)
         best = sources[0]
-        parts = [f"The best fit for this question is **{best.title}** [1]. {_best_sentence(best.summary, query_words)}"]
-        if best.services:
-            parts.append(f"It is built on {', '.join(best.services[:5])}.")
-        others = sources[1:4]
+        lines = [f"**{best.title}** [1] is the closest fit. {_why(best, query_words)}".rstrip()]
+        floor = best.score * _ALTERNATIVE_SHARE if best.score > 0 else float("-inf")
+        others = [(n, s) for n, s in enumerate(sources[1:4], 2) if s.score >= floor]
         if others:
-            parts.append("\n\nAlso worth a look:")
-            for n, source in enumerate(others, 2):
-                line = _best_sentence(source.summary, query_words)
-                parts.append(f"\n- **{source.title}** [{n}]: {line}")
-        shared = set(best.services)
-        for source in others:
-            shared &= set(source.services)
-        if others and shared:
-            parts.append(f"\n\nAll of these use {', '.join(sorted(shared)[:3])}.")
-        return " ".join(parts).replace(" \n", "\n")
+            lines.append("")
+            lines.append("Other entries that cover part of it:")
+            lines.extend(f"- **{s.title}** [{n}]: {_why(s, query_words)}".rstrip() for n, s in others)
+        return "\n".join(lines)
 
     async def stream(self, query: str, sources: list[SourceItem], usage: AnswerUsage) -> AsyncIterator[str]:
         text = self.compose(query, sources)

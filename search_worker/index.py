@@ -1,18 +1,19 @@
-"""The versioned search index: FAISS dense vectors plus BM25, built from the catalog, loaded mmapped.
+"""The versioned search index: dense vectors of three views of each entry, BM25, and the off-topic
+anchors, built from the catalog and loaded mmapped.
 
-Layout: <index_dir>/<version>/{dense.faiss, bm25/, docs.json, meta.json} and <index_dir>/CURRENT,
-which names the version in use and is replaced atomically.
+Layout: <index_dir>/<version>/{dense.faiss, views.npy, off_topic.npy, bm25/, docs.json, meta.json} and
+<index_dir>/CURRENT, which names the version in use and is replaced atomically.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,10 @@ import Stemmer
 from tqdm import tqdm
 
 from core.errors import AppError
-from search_worker.embedders import Embedder
+from search_worker.embedders import Embedder, Vectors
+from search_worker.vocabulary import OFF_TOPIC, SpellingCorrector
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _STEMMER = Stemmer.Stemmer("english")
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -85,6 +87,12 @@ def dense_text(record: CatalogRecord) -> str:
     return " ".join(p for p in parts if p)
 
 
+def view_texts(record: CatalogRecord) -> tuple[str, str]:
+    """Two more views for the embedder: what the entry is (title and summary) and how it works (the body).
+    A question about either side is then matched against a vector that is not diluted by the other."""
+    return f"{record.title}. {record.summary}", record.description[:1200] or record.summary
+
+
 def sparse_text(record: CatalogRecord) -> str:
     """What BM25 sees: title and services repeated so that they weigh more than body text."""
     title = f"{record.title} {_humanise(record.id.split('/', 1)[-1])}"
@@ -116,18 +124,14 @@ def build_index(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
 
-    texts = [dense_text(r) for r in records]
-    # Batches of similar length waste less time on padding.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-    with tqdm(total=len(texts), desc="embedding catalog", unit="doc", file=sys.stderr) as bar:
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            vectors[batch] = embedder.embed_sync([texts[i] for i in batch])
-            bar.update(len(batch))
-    dense = faiss.IndexFlatIP(vectors.shape[1])
-    dense.add(vectors)
+    full = _embed_all(embedder, [dense_text(r) for r in records], batch_size, "embedding catalog")
+    summaries = _embed_all(embedder, [view_texts(r)[0] for r in records], batch_size, "embedding summaries")
+    bodies = _embed_all(embedder, [view_texts(r)[1] for r in records], batch_size, "embedding descriptions")
+    dense = faiss.IndexFlatIP(full.shape[1])
+    dense.add(full)
     faiss.write_index(dense, str(staging / "dense.faiss"))
+    np.save(staging / "views.npy", np.stack([full, summaries, bodies]))
+    np.save(staging / "off_topic.npy", embedder.embed_sync(list(OFF_TOPIC)))
 
     retriever = bm25s.BM25(k1=1.2, b=0.75)
     retriever.index([tokenize(sparse_text(r)) for r in records], show_progress=False)
@@ -138,7 +142,7 @@ def build_index(
         version=version,
         format_version=FORMAT_VERSION,
         embedder=embedder.name,
-        dimension=int(vectors.shape[1]),
+        dimension=int(full.shape[1]),
         documents=len(records),
         catalog_sha256=_catalog_hash(catalog_path),
         built_at_ms=int(time.time() * 1000),
@@ -153,21 +157,24 @@ def build_index(
     return meta
 
 
+def _embed_all(embedder: Embedder, texts: list[str], batch_size: int, label: str) -> Vectors:
+    # Batches of similar length waste less time on padding.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    with tqdm(total=len(texts), desc=label, unit="doc", file=sys.stderr) as bar:
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            vectors[batch] = embedder.embed_sync([texts[i] for i in batch])
+            bar.update(len(batch))
+    return vectors
+
+
 def current_version(index_dir: str | Path) -> str | None:
     pointer = Path(index_dir) / "CURRENT"
     try:
         return pointer.read_text().strip() or None
     except FileNotFoundError:
         return None
-
-
-@dataclass
-class Hit:
-    position: int
-    score: float
-    dense_score: float
-    bm25_rank: int | None
-    dense_rank: int | None
 
 
 class LoadedIndex:
@@ -186,6 +193,15 @@ class LoadedIndex:
         self.bm25 = bm25s.BM25.load(str(path / "bm25"), mmap=True, load_corpus=False, show_progress=False)
         self.records = msgspec.json.decode((path / "docs.json").read_bytes(), type=list[CatalogRecord])
         self.vocab: dict[str, int] = dict(self.bm25.vocab_dict)
+        # Read into memory as one matrix so the three views are scored in one BLAS call (a 3-d memmap
+        # takes numpy's slow path: 28 ms instead of 0.3 ms).
+        views = np.load(path / "views.npy")
+        self.views: Vectors = np.ascontiguousarray(views.reshape(-1, views.shape[-1]), dtype=np.float32)
+        self.off_topic: Vectors = np.load(path / "off_topic.npy")
+        self.spelling = SpellingCorrector(
+            f"{r.title} {r.summary} {r.description} {' '.join(r.services)} {_humanise(r.id)}" for r in self.records
+        )
+        self.positions = {r.id: i for i, r in enumerate(self.records)}
         self.collections = sorted({r.source for r in self.records})
         self._collection_masks: dict[str, Any] = {}
 
@@ -200,42 +216,21 @@ class LoadedIndex:
             self._collection_masks[collection] = mask
         return mask
 
-    def search(
-        self, query: str, query_vector: np.ndarray, k: int, *, collection: str | None = None, depth: int = 50
-    ) -> list[Hit]:
-        """Hybrid retrieval: dense and BM25 ranks fused by reciprocal rank fusion (k=60)."""
-        n = self.dense.ntotal
-        depth = min(depth, n)
-        allowed = self.collection_mask(collection) if collection else None
-        scores, ids = self.dense.search(query_vector.reshape(1, -1).astype(np.float32), n)
-        dense_ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-        if allowed is not None:
-            dense_ranked = [(i, s) for i, s in dense_ranked if allowed[i]]
-        dense_score = dict(dense_ranked)
-        dense_ranked = dense_ranked[:depth]
+    def dense_scores(self, query_vector: Vectors) -> tuple[Vectors, Vectors]:
+        """Cosine of the question with every entry: the full-text view, and the best of the three views."""
+        by_view = (self.views @ query_vector.astype(np.float32)).reshape(3, -1)
+        result: tuple[Vectors, Vectors] = (by_view[0], by_view.max(axis=0))
+        return result
 
-        bm25_ranked: list[int] = []
-        terms = [t for t in tokenize(query) if t in self.vocab]
-        if terms:
-            docs, bm_scores = self.bm25.retrieve(
-                [terms], k=depth, show_progress=False, weight_mask=allowed, n_threads=1
-            )
-            bm25_ranked = [int(d) for d, s in zip(docs[0], bm_scores[0], strict=True) if s > 0]
+    def off_topic_score(self, query_vector: Vectors) -> float:
+        return float((self.off_topic @ query_vector.astype(np.float32)).max())
 
-        fused: dict[int, float] = {}
-        bm25_rank: dict[int, int] = {}
-        dense_rank: dict[int, int] = {}
-        for rank, (doc, _) in enumerate(dense_ranked):
-            fused[doc] = fused.get(doc, 0.0) + 1.0 / (60 + rank + 1)
-            dense_rank[doc] = rank
-        for rank, doc in enumerate(bm25_ranked):
-            fused[doc] = fused.get(doc, 0.0) + 1.0 / (60 + rank + 1)
-            bm25_rank[doc] = rank
-        ordered = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
-        return [
-            Hit(doc, score, dense_score.get(doc, 0.0), bm25_rank.get(doc), dense_rank.get(doc))
-            for doc, score in ordered
-        ]
+    def bm25_scores(self, terms: list[str], mask: Any = None) -> Vectors:
+        known = [t for t in terms if t in self.vocab]
+        if not known:
+            return np.zeros(len(self.records), dtype=np.float32)
+        scores: Vectors = self.bm25.get_scores(known, weight_mask=mask).astype(np.float32)
+        return scores
 
 
 def open_current(index_dir: str | Path, embedder_name: str) -> LoadedIndex | None:
@@ -249,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m search_worker.index build [--if-missing]`: (re)build the index from the catalog."""
     import argparse
 
+    from core.logs import configure
     from core.settings import load_settings
     from search_worker.embedders import create_embedder
 
@@ -257,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--if-missing", action="store_true", help="do nothing when an index exists")
     args = parser.parse_args(argv)
     settings = load_settings()
+    configure(settings.log_level)
+    log = logging.getLogger("search_worker.index")
     if args.command == "show":
         print(json.dumps({"current": current_version(settings.index_dir)}))
         return 0
@@ -265,14 +263,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             LoadedIndex(Path(settings.index_dir) / existing, settings.embedder)
         except AppError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            log.error("%s", exc)
             return 2
-        print(f"index {existing} present", file=sys.stderr)
+        log.info("index %s present", existing)
         return 0
     meta = build_index(
         settings.catalog_path, settings.index_dir, create_embedder(settings, threads=os.cpu_count() or 1)
     )
-    print(f"built index {meta.version}: {meta.documents} documents, embedder {meta.embedder}", file=sys.stderr)
+    log.info("built index %s: %d documents, embedder %s", meta.version, meta.documents, meta.embedder)
     return 0
 
 

@@ -14,28 +14,16 @@ from redis.asyncio import Redis
 
 from core import stats
 from core.logs import REQUEST_ID
-from core.messages import (
-    DoneEvent,
-    ErrorEvent,
-    RefundRequest,
-    SearchJob,
-    SourcesEvent,
-    TokenEvent,
-)
+from core.messages import DoneEvent, SearchJob, SourcesEvent, TokenEvent
 from core.metrics import FIRST_TOKEN_SECONDS, JOB_SECONDS, QUEUE_WAIT_SECONDS, TOKENS_STREAMED
+from core.search_sessions import SearchSessions
 from core.settings import Settings
-from core.streams import REFUND_STREAM, meta_key
-from search_worker.answerers import Answerer, AnswerError, AnswerUsage, parse_citations
+from search_worker.answerers import NO_MATCH_ANSWER, Answerer, AnswerError, AnswerUsage, parse_citations
 from search_worker.embedders import Embedder
 from search_worker.index import LoadedIndex, current_version
-from search_worker.retrieval import Retriever
-from search_worker.stream import EventWriter
+from search_worker.retrieval import create_retriever
 
 log = logging.getLogger("search_worker")
-NO_MATCH_ANSWER = (
-    "No matching solution: nothing in the AWS solutions catalog fits this question. "
-    "Try describing the workload you want to build on AWS."
-)
 
 
 @dataclass
@@ -48,6 +36,7 @@ class WorkerContext:
     answerer: Answerer
     index: LoadedIndex
     worker_id: str
+    sessions: SearchSessions
     jobs_run: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -60,13 +49,6 @@ class WorkerContext:
                 log.info("loaded index version %s", version)
             except Exception:
                 log.exception("could not load index version %s; keeping %s", version, self.index.version)
-
-
-async def request_refund(redis: Redis, job: SearchJob, reason: str) -> None:
-    if job.charge is None:
-        return
-    request = RefundRequest(search_id=job.search_id, charge=job.charge, reason=reason)
-    await redis.xadd(REFUND_STREAM, {"data": msgspec.json.encode(request)}, maxlen=100_000, approximate=True)
 
 
 async def run_search(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
@@ -86,51 +68,34 @@ async def run_search(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
 
 async def _run(context: WorkerContext, job: SearchJob) -> str:
     settings = context.settings
-    writer = EventWriter(context.redis, job.search_id, maxlen=settings.stream_maxlen, ttl_s=settings.stream_ttl_s)
+    sessions = context.sessions
+    search_id = job.search_id
     started = time.perf_counter()
     queue_ms = max(0.0, time.time() * 1000 - job.enqueued_at_ms) if job.enqueued_at_ms else 0.0
     QUEUE_WAIT_SECONDS.observe(queue_ms / 1000)
-    if await writer.started_before():
+    if not await sessions.claim(search_id, context.worker_id):
         # A job that already wrote events was interrupted (its worker died): never run it twice.
-        await writer.emit("error", ErrorEvent(reason="worker_lost", error="The search worker stopped; try again."))
-        await request_refund(context.redis, job, "worker_lost")
+        await sessions.end(search_id, "worker_lost", "The search worker stopped; try again.")
         return "duplicate"
-    answered = False
     try:
-        await context.redis.hset(meta_key(job.search_id), mapping={"worker": context.worker_id})  # type: ignore[misc]
         context.maybe_reload_index()
-        retriever = Retriever(context.index, context.embedder, min_relevance=settings.min_relevance)
+        retriever = create_retriever(context.index, context.embedder, settings)
         retrieval = await retriever.retrieve(job.query, k=job.k, collection=job.collection)
         sources = [] if retrieval.no_match else retrieval.results
-        await writer.emit(
+        await sessions.emit(
+            search_id,
             "sources",
             SourcesEvent(results=sources, answer_mode=context.answerer.mode, no_match=retrieval.no_match),
         )
-        first_token_ms: float | None = None
         usage = AnswerUsage()
-        pieces: list[str] = []
+        first_token_ms: float | None
         if retrieval.no_match:
-            # The catalog's to-do list: questions nothing in it answers.
-            await context.redis.xadd(
-                stats.NO_MATCH_STREAM,
-                {"query": job.query[:300], "tier": job.access_tier},
-                maxlen=stats.NO_MATCH_MAXLEN,
-                approximate=True,
-            )
-            pieces.append(NO_MATCH_ANSWER)
-            await writer.emit("token", TokenEvent(text=NO_MATCH_ANSWER))
-            first_token_ms = (time.perf_counter() - started) * 1000
+            pieces, first_token_ms = await _refuse(context, job, started)
         else:
-            async for piece in context.answerer.stream(job.query, sources, usage):
-                if first_token_ms is None:
-                    first_token_ms = (time.perf_counter() - started) * 1000
-                    FIRST_TOKEN_SECONDS.observe(first_token_ms / 1000)
-                TOKENS_STREAMED.labels(context.answerer.mode).inc()
-                pieces.append(piece)
-                await writer.emit("token", TokenEvent(text=piece))
-                if await writer.cancelled():
-                    await writer.emit("error", ErrorEvent(reason="cancelled", error="The search was cancelled."))
-                    return "cancelled"
+            answered = await _answer(context, job, sources, usage, started)
+            if answered is None:
+                return "cancelled"
+            pieces, first_token_ms = answered
         answer = "".join(pieces)
         timings = {
             "queue_ms": round(queue_ms, 2),
@@ -138,34 +103,57 @@ async def _run(context: WorkerContext, job: SearchJob) -> str:
             "first_token_ms": round(first_token_ms or 0.0, 2),
             "total_ms": round((time.perf_counter() - started) * 1000, 2),
         }
-        answered = True
-        await writer.emit(
-            "done",
-            DoneEvent(
-                answer=answer,
-                citations=parse_citations(answer, sources),
-                usage=usage.as_dict(),
-                timings_ms=timings,
-            ),
+        done = DoneEvent(
+            answer=answer, citations=parse_citations(answer, sources), usage=usage.as_dict(), timings_ms=timings
         )
+        if not await sessions.finish(search_id, done):
+            return "ended_elsewhere"
         context.jobs_run += 1
         return "done"
     except asyncio.CancelledError:
         # arq cancels a job that runs past its timeout: end the stream and give the unit back.
-        if not answered:
-            await asyncio.shield(_fail(context.redis, writer, job, "timeout", "The search took too long."))
+        await asyncio.shield(sessions.end(search_id, "timeout", "The search took too long."))
         raise
     except AnswerError as exc:
-        log.warning("answer failed for search %s: %s", job.search_id, exc.reason)
-        await _fail(context.redis, writer, job, exc.reason, "The answer could not be generated; try again.")
+        log.warning("answer failed for search %s: %s", search_id, exc.reason)
+        await sessions.end(search_id, exc.reason, "The answer could not be generated; try again.")
         return "failed"
     except Exception:
-        log.exception("search %s failed", job.search_id)
-        await _fail(context.redis, writer, job, "search_failed", "The search failed; try again.")
+        log.exception("search %s failed", search_id)
+        await sessions.end(search_id, "search_failed", "The search failed; try again.")
         return "failed"
 
 
-async def _fail(redis: Redis, writer: EventWriter, job: SearchJob, reason: str, message: str) -> None:
-    # Queue the refund before the client hears of the failure, so it is on its way when the client retries.
-    await request_refund(redis, job, reason)
-    await writer.emit("error", ErrorEvent(reason=reason, error=message))
+async def _refuse(context: WorkerContext, job: SearchJob, started: float) -> tuple[list[str], float]:
+    """An out-of-scope question costs nothing: its unit goes back before the answer is sent."""
+    await context.sessions.refund(job.search_id, "no_match")
+    # The catalog's to-do list: questions nothing in it answers.
+    await context.redis.xadd(
+        stats.NO_MATCH_STREAM,
+        {"query": job.query[:300], "tier": job.access_tier},
+        maxlen=stats.NO_MATCH_MAXLEN,
+        approximate=True,
+    )
+    await context.sessions.emit(job.search_id, "token", TokenEvent(text=NO_MATCH_ANSWER))
+    return [NO_MATCH_ANSWER], (time.perf_counter() - started) * 1000
+
+
+async def _answer(
+    context: WorkerContext, job: SearchJob, sources: list[Any], usage: AnswerUsage, started: float
+) -> tuple[list[str], float | None] | None:
+    """Stream the answer's pieces; None when the caller cancelled (the search is then ended)."""
+    sessions = context.sessions
+    first_token_ms: float | None = None
+    pieces: list[str] = []
+    async for piece in context.answerer.stream(job.query, sources, usage):
+        if first_token_ms is None:
+            first_token_ms = (time.perf_counter() - started) * 1000
+            FIRST_TOKEN_SECONDS.observe(first_token_ms / 1000)
+        TOKENS_STREAMED.labels(context.answerer.mode).inc()
+        pieces.append(piece)
+        await sessions.emit(job.search_id, "token", TokenEvent(text=piece))
+        if await sessions.cancelled(job.search_id):
+            # Cancelling after the answer started keeps the charge: the work was done for the caller.
+            await sessions.end(job.search_id, "cancelled", "The search was cancelled.", refund=False)
+            return None
+    return pieces, first_token_ms

@@ -14,9 +14,11 @@ from typing import Any
 import msgspec
 from arq.connections import RedisSettings
 
+from core.connections import create_redis, queue_redis_settings
 from core.logs import configure
+from core.search_sessions import SearchSessions
 from core.settings import Settings, load_settings
-from core.streams import QUEUE_NAME, WORKERS_KEY, worker_index_key
+from core.streams import ABORT_KEY, QUEUE_NAME, WORKERS_KEY, worker_index_key
 from search_worker.answerers import create_answerer
 from search_worker.embedders import create_embedder
 from search_worker.index import open_current
@@ -45,13 +47,16 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     if index is None:
         raise SystemExit("no search index: run `make index` (make up builds it on first start)")
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    # On a cluster arq's own client reaches only the queue's node; the search keys need a cluster client.
+    redis = create_redis(settings) if settings.redis_cluster else ctx["redis"]
     context = WorkerContext(
         settings=settings,
-        redis=ctx["redis"],
+        redis=redis,
         embedder=embedder,
         answerer=create_answerer(settings),
         index=index,
         worker_id=worker_id,
+        sessions=SearchSessions(ctx["redis"], ttl_s=settings.stream_ttl_s, maxlen=settings.stream_maxlen),
     )
     ctx["app"] = context
     ctx["heartbeat"] = asyncio.create_task(_heartbeat(context))
@@ -68,13 +73,24 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     if context is not None:
         with contextlib.suppress(Exception):
             await context.redis.zrem(WORKERS_KEY, context.worker_id)
+        if context.redis is not ctx["redis"]:
+            await context.redis.aclose()
 
 
-def create_worker_settings(settings: Settings) -> dict[str, Any]:
+def _tag_arq_abort_set() -> None:
+    """arq names its abort set `arq:abort` and removes finished jobs from it in the same MULTI as their own
+    keys; on a cluster that crosses slots. The name is a module global read at call time: give it the tag."""
+    import arq.worker
+
+    arq.worker.abort_jobs_ss = ABORT_KEY  # type: ignore[attr-defined]
+
+
+def create_worker_settings(settings: Settings, redis_settings: RedisSettings | None = None) -> dict[str, Any]:
+    _tag_arq_abort_set()
     return {
         "functions": [run_search],
         "queue_name": QUEUE_NAME,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": redis_settings or RedisSettings.from_dsn(settings.redis_url),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "ctx": {"settings": settings},
@@ -92,9 +108,11 @@ def create_worker_settings(settings: Settings) -> dict[str, Any]:
 def main() -> None:
     from arq.worker import create_worker
 
-    configure()
     settings = load_settings()
-    worker = create_worker(create_worker_settings(settings))
+    configure(settings.log_level)
+    # On a cluster, find the queue's node first (with a loop of its own; arq makes its loop afterwards).
+    redis_settings = asyncio.run(queue_redis_settings(settings)) if settings.redis_cluster else None
+    worker = create_worker(create_worker_settings(settings, redis_settings))
     worker.run()
 
 

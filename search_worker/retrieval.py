@@ -1,64 +1,160 @@
-"""Turns a question into ranked catalog entries: embed, hybrid search, and the out-of-scope test."""
+"""Turns a question into ranked catalog entries: spelling and vocabulary expansion, dense and BM25 scores
+fused after normalisation, renamed products merged, an optional Bedrock rerank, and the out-of-scope test."""
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from core.messages import SourceItem
-from search_worker.embedders import Embedder
-from search_worker.index import LoadedIndex
+from core.settings import Settings
+from search_worker.embedders import Embedder, Vectors
+from search_worker.index import LoadedIndex, tokenize
+from search_worker.rerankers import BedrockReranker, RerankError
+from search_worker.vocabulary import SAME_PRODUCT, Expansion
+
+# Chosen on the tuning half (data/eval/eval_dev.jsonl + eval_tune.jsonl), never on the held-out half.
+BM25_WEIGHT = 0.7  # keyword evidence, as a share of the best keyword score, against normalised dense
+EXPANSION_WEIGHT = 0.5  # words a phrase stands for count half as much as the user's own words
+OFF_TOPIC_WEIGHT = 0.5  # how much "nearer to everyday topics than to the catalog" lowers the scope score
+RERANK_DEPTH = 20
+_KEEP = 50  # ranked positions kept: enough for any k and the rerank window
+log = logging.getLogger("search_worker")
 
 
+class Reranker(Protocol):
+    name: str
+
+    async def rerank(self, query: str, documents: list[str]) -> list[float]: ...
+
+
+@dataclass
 class Retrieval:
-    def __init__(self, results: list[SourceItem], no_match: bool, timings_ms: dict[str, float]) -> None:
-        self.results = results
-        self.no_match = no_match
-        self.timings_ms = timings_ms
+    results: list[SourceItem]
+    no_match: bool  # the out-of-scope flag: nothing in the catalog answers this question
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    scope_score: float = 0.0
+    expansion: Expansion | None = None
+
+
+@dataclass
+class _Ranked:
+    order: list[int]
+    scores: Vectors
+    scope_score: float
+    expansion: Expansion
 
 
 class Retriever:
-    def __init__(self, index: LoadedIndex, embedder: Embedder, *, min_relevance: float) -> None:
+    def __init__(
+        self, index: LoadedIndex, embedder: Embedder, *, min_relevance: float, reranker: Reranker | None = None
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.min_relevance = min_relevance
+        self.reranker = reranker
+        present = ([index.positions[i] for i in group if i in index.positions] for group in SAME_PRODUCT)
+        self._groups = [group for group in present if len(group) > 1]  # a catalog may hold one name only
 
-    def _rank(self, query: str, vector: np.ndarray, k: int, collection: str | None, mode: str) -> Retrieval:
-        started = time.perf_counter()
-        hits = self.index.search(query, vector, k, collection=collection)
-        if mode == "dense":
-            hits = sorted(hits, key=lambda h: h.dense_score, reverse=True)
-        top_dense = max((h.dense_score for h in hits), default=0.0)
-        # A question is in scope when its best semantic match is close enough; word overlap alone
-        # ("best pizza" matching "best practices") is not evidence.
-        no_match = top_dense < self.min_relevance
+    def scope_score(self, full: Vectors, vector: Vectors) -> float:
+        """How clearly the question belongs to the catalog: its best full-text cosine, raised or lowered
+        by how much nearer it is to the catalog than to the everyday off-topic anchors."""
+        top = float(full.max())
+        return top + OFF_TOPIC_WEIGHT * (top - self.index.off_topic_score(vector))
+
+    def _fuse(
+        self, expansion: Expansion, vector: Vectors, scope_vector: Vectors, collection: str | None, mode: str
+    ) -> _Ranked:
+        full, best = self.index.dense_scores(vector)
+        if scope_vector is not vector:
+            full = self.index.dense_scores(scope_vector)[0]
+        median = float(np.median(best))
+        dense = (best - median) / max(float(best.max()) - median, 1e-6)
+        mask = self.index.collection_mask(collection) if collection else None
+        words = tokenize(expansion.text)
+        keyword = self.index.bm25_scores(words, mask)
+        extra = [t for t in tokenize(expansion.extra) if t not in set(words)]
+        if extra:
+            keyword = keyword + EXPANSION_WEIGHT * self.index.bm25_scores(extra, mask)
+        keyword = keyword / max(float(keyword.max()), 1e-9)
+        scores = {"dense": dense, "bm25": keyword}.get(mode, dense + BM25_WEIGHT * keyword)
+        scores = np.where(mask > 0, scores, -np.inf) if mask is not None else scores.copy()
+        for group in self._groups:
+            scores[group] = scores[group].max()
+        order = np.argsort(-scores, kind="stable")[:_KEEP]
+        kept = [int(i) for i in order[np.isfinite(scores[order])]]
+        return _Ranked(kept, scores, self.scope_score(full, scope_vector), expansion)
+
+    def _result(self, ranked: _Ranked, k: int, timings: dict[str, float]) -> Retrieval:
+        records = self.index.records
         results = [
             SourceItem(
-                id=self.index.records[h.position].id,
-                title=self.index.records[h.position].title,
-                url=self.index.records[h.position].url,
-                summary=self.index.records[h.position].summary,
-                score=round(h.score, 6),
-                services=list(self.index.records[h.position].services[:8]),
-                source=self.index.records[h.position].source,
+                id=records[i].id,
+                title=records[i].title,
+                url=records[i].url,
+                summary=records[i].summary,
+                score=round(float(ranked.scores[i]), 6),
+                services=list(records[i].services[:8]),
+                source=records[i].source,
             )
-            for h in hits
+            for i in ranked.order[:k]
         ]
-        return Retrieval(results, no_match, {"search_ms": (time.perf_counter() - started) * 1000})
+        no_match = ranked.scope_score < self.min_relevance
+        return Retrieval(results, no_match, timings, round(ranked.scope_score, 4), ranked.expansion)
 
     def retrieve_sync(self, query: str, *, k: int, collection: str | None = None, mode: str = "hybrid") -> Retrieval:
+        """The offline path (benchmarks, tests): no remote reranker."""
         started = time.perf_counter()
-        vector = self.embedder.embed_sync([query])[0]
-        embed_ms = (time.perf_counter() - started) * 1000
-        result = self._rank(query, vector, k, collection, mode)
-        result.timings_ms["embed_ms"] = embed_ms
-        return result
+        expansion = self.index.spelling.expand(query)
+        vector, scope_vector = _pair(self.embedder.embed_sync(_texts(query, expansion)))
+        embedded = time.perf_counter()
+        ranked = self._fuse(expansion, vector, scope_vector, collection, mode)
+        timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (time.perf_counter() - embedded) * 1000}
+        return self._result(ranked, k, timings)
 
     async def retrieve(self, query: str, *, k: int, collection: str | None = None) -> Retrieval:
         started = time.perf_counter()
-        vector = (await self.embedder.embed([query]))[0]
-        embed_ms = (time.perf_counter() - started) * 1000
-        result = self._rank(query, vector, k, collection, "hybrid")
-        result.timings_ms["embed_ms"] = embed_ms
-        return result
+        expansion = self.index.spelling.expand(query)
+        vector, scope_vector = _pair(await self.embedder.embed(_texts(query, expansion)))
+        embedded = time.perf_counter()
+        ranked = self._fuse(expansion, vector, scope_vector, collection, "hybrid")
+        timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (time.perf_counter() - embedded) * 1000}
+        if self.reranker is not None and ranked.scope_score >= self.min_relevance:
+            reranked = time.perf_counter()
+            try:
+                ranked.order = await self._rerank(query, ranked.order)
+            except RerankError as exc:
+                # The fused order is a good answer on its own: a failed rerank costs quality, not the search.
+                log.warning("rerank failed, keeping the fused order: %s", exc)
+            timings["rerank_ms"] = (time.perf_counter() - reranked) * 1000
+        return self._result(ranked, k, timings)
+
+    async def _rerank(self, query: str, order: list[int]) -> list[int]:
+        assert self.reranker is not None
+        head = order[:RERANK_DEPTH]
+        records = self.index.records
+        documents = [f"{records[i].title}. {records[i].summary}" for i in head]
+        relevance = await self.reranker.rerank(query, documents)
+        ranked_head = [head[j] for j in sorted(range(len(head)), key=lambda j: -relevance[j])]
+        return ranked_head + order[RERANK_DEPTH:]
+
+
+def _texts(query: str, expansion: Expansion) -> list[str]:
+    """The corrected question ranks; the question as typed decides scope, because correcting every
+    unknown word to a catalog word ("films" -> "files") would pull everyday questions into scope."""
+    return [expansion.text] if expansion.text == query.lower() else [expansion.text, query]
+
+
+def _pair(vectors: Vectors) -> tuple[Vectors, Vectors]:
+    return vectors[0], vectors[-1]
+
+
+def create_retriever(index: LoadedIndex, embedder: Embedder, settings: Settings) -> Retriever:
+    reranker: Reranker | None = None
+    if settings.reranker == "bedrock":
+        reranker = BedrockReranker(settings)
+    return Retriever(index, embedder, min_relevance=settings.min_relevance, reranker=reranker)

@@ -20,8 +20,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from redis.asyncio import Redis
 
-from core.localservers import free_port, start_moto, start_valkey, stop, wait_for_port
 from core.settings import Settings, load_settings
+from dev.servers import free_port, start_dynamodb, start_valkey, stop, wait_for_port
+
+pytest_plugins = ["tests.helpers"]  # its fixtures (cognito) are everyone's
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,16 +69,13 @@ class Stack:
             "gateway",
             [
                 "-m",
-                "uvicorn",
-                "api.app:app_factory",
-                "--factory",
+                "api.serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 self.env["API_PORT"],
                 "--workers",
                 str(workers),
-                "--no-access-log",
             ],
         )
         wait_for_port(int(self.env["API_PORT"]), timeout_s=60, process=process)
@@ -107,7 +106,7 @@ def stack() -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="sf-test-"))
     redis_port, dynamodb_port, api_port, simulator_port = free_port(), free_port(), free_port(), free_port()
     valkey = start_valkey(redis_port, root / "redis", appendonly=False, log=root / "valkey.log")
-    moto = start_moto(dynamodb_port, log=root / "moto.log")
+    moto = start_dynamodb(dynamodb_port, log=root / "moto.log")
     (root / "prometheus").mkdir()
     catalog = root / "catalog.jsonl"
     _small_catalog(catalog)
@@ -171,6 +170,14 @@ async def clean(stack: Stack, redis: Redis) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not await redis.zcard("search:workers"):
         await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def flusher(stack: Stack, clean: None) -> Iterator[None]:
+    """A quota flusher for this test only: it applies refunds (and writes usage behind)."""
+    stack.spawn("flusher-test", ["-m", "quota.flusher"])
+    yield
+    stack.stop("flusher-test")
 
 
 @pytest.fixture

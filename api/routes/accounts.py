@@ -3,39 +3,49 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import html
 import re
 import secrets
 import time
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from msgspec import Meta
 
-from api.admission import Caller, admit
+from api.admission import SOLUTION_ID, Caller, usage
+from api.auth import (
+    CSRF_COOKIE,
+    admin_user,
+    require_csrf,
+    session_cookie_name,
+    session_user,
+)
 from api.deps import client_ip
 from api.state import Services
-from core.dynamo import from_item, to_item, values
-from core.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
-from marketplace.entitlements import EntitlementStore
+from core.errors import BadRequestError, ForbiddenError, NotFoundError
+from marketplace.catalog import get_solution
 from marketplace.history import History
 from marketplace.mail import DevMailbox, Message
-from marketplace.sessions import SessionStore
-from marketplace.tokens import MAX_ACTIVE_PER_SOLUTION, display_prefix, hash_token, new_token
-from marketplace.users import User, UserStore, VerificationError_
+from marketplace.tokens import IssuedToken, TokenRecord
+from marketplace.users import User, VerificationError_
 
-CSRF_COOKIE = "csrftoken"
-EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,63}$"
+__all__ = ["admin_user", "session_user", "require_csrf", "session_cookie_name"]
+
+# No commas, quotes, angle brackets, semicolons or spaces: an address here goes into mail headers.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL = rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$"
 Email = Annotated[str, Meta(pattern=EMAIL, max_length=254)]
+Password = Annotated[str, Meta(min_length=10, max_length=256)]
+Code = Annotated[str, Meta(pattern=r"^\d{6}$")]
 SolutionId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 
 
 class RegisterRequest(msgspec.Struct, forbid_unknown_fields=True):
     email: Email
-    password: Annotated[str, Meta(min_length=10, max_length=256)]
+    password: Password
     name: Annotated[str, Meta(max_length=100)] = ""
 
 
@@ -46,11 +56,21 @@ class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, Meta(max_length=254)]
-    code: Annotated[str, Meta(pattern=r"^\d{6}$")]
+    code: Code
 
 
 class ResendRequest(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, Meta(max_length=254)]
+
+
+class ForgotRequest(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, Meta(max_length=254)]
+
+
+class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, Meta(max_length=254)]
+    code: Code
+    new_password: Password
 
 
 class QuotaInfo(msgspec.Struct):
@@ -59,10 +79,22 @@ class QuotaInfo(msgspec.Struct):
     unlimited: bool
 
 
+class AccountQuota(msgspec.Struct):
+    """Today's search quota as the account pages show it (never an error: see _quota_info)."""
+
+    daily_limit: int
+    daily_used: int
+    unlimited: bool
+    remaining: int
+    resets_in_s: int
+    known: bool = True
+
+
 class EntitlementView(msgspec.Struct):
     solution_id: str
     access_tier: str
-    quota: QuotaInfo
+    quota: AccountQuota
+    pro_until: int = 0
 
 
 class UserView(msgspec.Struct):
@@ -90,8 +122,9 @@ class GeneratedToken(msgspec.Struct):
     token: str
     solution_id: str
     access_tier: str
-    quota: QuotaInfo
+    quota: AccountQuota
     token_prefix: str
+    token_id: str = ""
 
 
 class ValidateRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -109,6 +142,18 @@ class ValidateResponse(msgspec.Struct):
     access_tier: str
     quota_remaining: int
     quota: QuotaInfo
+    entitlement_status: str = "active"  # the seed's fields, kept for its clients
+    created_at: str = ""
+
+
+class HandoffRequest(msgspec.Struct, forbid_unknown_fields=True):
+    solution_id: SolutionId
+    return_to: Annotated[str, Meta(max_length=2000, pattern=r"^https?://")]
+
+
+class Handoff(msgspec.Struct):
+    redirect_url: str
+    token_prefix: str
 
 
 class TokenView(msgspec.Struct):
@@ -122,19 +167,6 @@ class TokenView(msgspec.Struct):
 
 class CsrfView(msgspec.Struct):
     csrf_token: str
-
-
-def session_cookie_name(services: Services) -> str:
-    return "__Host-session" if services.settings.secure_cookies else "session"
-
-
-def require_csrf(request: Request[Any, Any, Any]) -> None:
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    header = request.headers.get("x-csrftoken", "")
-    if not cookie or not header or not hmac.compare_digest(cookie, header):
-        raise ForbiddenError(
-            "Missing or wrong CSRF token: send the csrftoken cookie's value in X-CSRFToken.", reason="csrf"
-        )
 
 
 def _session_cookie(services: Services, value: str, max_age: int) -> Cookie:
@@ -160,37 +192,6 @@ def _location(request: Request[Any, Any, Any], services: Services) -> dict[str, 
     }
 
 
-async def session_user(request: Request[Any, Any, Any], services: Services, *, csrf: bool) -> User:
-    """The signed-in user: from the session cookie (state-changing calls also need the CSRF header), or,
-    with AUTH_PROVIDER=cognito, from a Cognito JWT in `Authorization: Bearer` (no CSRF: not a cookie)."""
-    users = UserStore(services.dynamodb, services.redis, services.settings)
-    if services.settings.auth_provider == "cognito":
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise UnauthorizedError("Send a Cognito token as 'Authorization: Bearer <jwt>'.", reason="unauthenticated")
-        claims = await services.cognito.verify(token.strip())
-        return await users.from_identity_provider(
-            str(claims.get("email") or f"{claims['sub']}@cognito.invalid"), bool(claims.get("email_verified", False))
-        )
-    session_id = request.cookies.get(session_cookie_name(services), "")
-    user_id = await SessionStore(services.dynamodb, services.redis, services.settings).user_for(session_id)
-    if user_id is None:
-        raise UnauthorizedError("Sign in first.", reason="unauthenticated")
-    if csrf:
-        require_csrf(request)
-    user = await users.get(user_id)
-    if user is None:
-        raise UnauthorizedError("Sign in first.", reason="unauthenticated")
-    return user
-
-
-async def admin_user(request: Request[Any, Any, Any], services: Services, *, csrf: bool) -> User:
-    user = await session_user(request, services, csrf=csrf)
-    if user.role != "admin":
-        raise ForbiddenError("Admins only.", reason="admin_only")
-    return user
-
-
 async def _mailer(services: Services) -> DevMailbox:
     return DevMailbox(services.settings.mail_dir)
 
@@ -209,45 +210,47 @@ async def _send_code(services: Services, user: User, code: str) -> None:
 async def _start_session(
     request: Request[Any, Any, Any], services: Services, user: User, body: Any, status: int
 ) -> Response[Any]:
-    sessions = SessionStore(services.dynamodb, services.redis, services.settings)
+    sessions = services.sessions
     old = request.cookies.get(session_cookie_name(services))
     if old:
         await sessions.delete(old)  # rotate: a new id at every sign-in
     ip_hash = await services.ip_hasher.hash(client_ip(request))
-    session_id = await sessions.create(user.user_id, ip_hash, _location(request, services))
+    csrf_token = request.cookies.get(CSRF_COOKIE, "")
+    session_id = await sessions.create(user.user_id, ip_hash, _location(request, services), csrf_token)
     response = Response(body, status_code=status)
     response.set_cookie(_session_cookie(services, session_id, services.settings.session_ttl_s))
     return response
 
 
 @get("/api/auth/csrf", summary="Sets the csrftoken cookie and returns its value")
-async def csrf(request: Request[Any, Any, Any]) -> Response[CsrfView]:
+async def csrf(request: Request[Any, Any, Any], services: Services) -> Response[CsrfView]:
     value = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
     response = Response(CsrfView(csrf_token=value))
-    response.set_cookie(Cookie(key=CSRF_COOKIE, value=value, samesite="strict", path="/"))
+    response.set_cookie(
+        Cookie(key=CSRF_COOKIE, value=value, samesite="strict", path="/", secure=services.settings.secure_cookies)
+    )
     return response
 
 
 @post("/api/auth/register", status_code=201, summary="Create an account; a 6-digit code is emailed")
 async def register(data: RegisterRequest, request: Request[Any, Any, Any], services: Services) -> Response[UserView]:
     require_csrf(request)
-    users = UserStore(services.dynamodb, services.redis, services.settings)
-    user, code = await users.create(data.email, data.password, data.name.strip())
+    await services.users.reserve_registration(await services.ip_hasher.hash(client_ip(request)))
+    user, code = await services.users.create(data.email, data.password, data.name.strip())
     await History(services.dynamodb, services.settings).record(
         user.user_id, "signup", source="account", solution_id="aws-solution-finder", actor="user"
     )
     await _send_code(services, user, code)
-    view = UserView(user.user_id, user.email, user.name, user.verified, user.role)
-    return await _start_session(request, services, user, view, 201)
+    return await _start_session(request, services, user, _user_view(user), 201)
 
 
-@post("/api/auth/login", status_code=200, summary="Sign in")
+@post("/api/auth/login", status_code=200, summary="Sign in (an unverified account answers verified: false)")
 async def login(data: LoginRequest, request: Request[Any, Any, Any], services: Services) -> Response[UserView]:
     require_csrf(request)
-    users = UserStore(services.dynamodb, services.redis, services.settings)
-    user = await users.authenticate(data.email, data.password, await services.ip_hasher.hash(client_ip(request)))
-    view = UserView(user.user_id, user.email, user.name, user.verified, user.role)
-    return await _start_session(request, services, user, view, 200)
+    user = await services.users.authenticate(
+        data.email, data.password, await services.ip_hasher.hash(client_ip(request))
+    )
+    return await _start_session(request, services, user, _user_view(user), 200)
 
 
 @post("/api/auth/logout", status_code=204, summary="Sign out")
@@ -255,7 +258,7 @@ async def logout(request: Request[Any, Any, Any], services: Services) -> Respons
     require_csrf(request)
     session_id = request.cookies.get(session_cookie_name(services))
     if session_id:
-        await SessionStore(services.dynamodb, services.redis, services.settings).delete(session_id)
+        await services.sessions.delete(session_id)
     response: Response[None] = Response(None, status_code=204)
     response.delete_cookie(session_cookie_name(services), path="/")
     return response
@@ -263,9 +266,8 @@ async def logout(request: Request[Any, Any, Any], services: Services) -> Respons
 
 @post("/api/auth/verify", status_code=200, summary="Verify the email address with its 6-digit code")
 async def verify(data: VerifyRequest, services: Services) -> UserView:
-    users = UserStore(services.dynamodb, services.redis, services.settings)
     try:
-        user = await users.verify_code(data.email, data.code)
+        user = await services.users.verify_code(data.email, data.code)
     except VerificationError_ as exc:
         raise BadRequestError(exc.message, reason=exc.reason) from exc
     await services.outbox.send_once(
@@ -274,7 +276,7 @@ async def verify(data: VerifyRequest, services: Services) -> UserView:
         "Welcome to Solution Finder",
         "Your address is verified. You now have 10 searches a day; Pro is unlimited.",
     )
-    return UserView(user.user_id, user.email, user.name, user.verified, user.role)
+    return _user_view(user)
 
 
 class Accepted(msgspec.Struct):
@@ -283,150 +285,163 @@ class Accepted(msgspec.Struct):
 
 @post("/api/auth/resend-code", status_code=202, summary="Send a new verification code (at most one a minute)")
 async def resend_code(data: ResendRequest, services: Services) -> Accepted:
-    users = UserStore(services.dynamodb, services.redis, services.settings)
-    result = await users.new_code(data.email)
+    result = await services.users.new_code(data.email)
     if result is not None:
         await _send_code(services, result[0], result[1])
-    return Accepted(status="sent if the account exists and is not verified")
+    return Accepted(status="sent if the account exists, is not verified and had no code in the last minute")
 
 
-async def _quota_info(services: Services, user_id: str, solution_id: str, tier: str, limit: int) -> QuotaInfo:
-    caller = Caller(access_tier=tier, user_id=user_id, solution_id=solution_id, limit=limit)
-    admission = await admit(services, caller, check_only=True)
-    return QuotaInfo(daily_limit=limit, daily_used=admission.decision.used, unlimited=limit < 0)
+@post("/api/auth/password/forgot", status_code=202, summary="Mail a password-reset code (same answer for any address)")
+async def forgot_password(data: ForgotRequest, request: Request[Any, Any, Any], services: Services) -> Accepted:
+    require_csrf(request)
+    result = await services.users.start_reset(data.email)
+    if result is not None:
+        user, code = result
+        key = f"reset:{user.user_id}:{hashlib.sha256(code.encode()).hexdigest()[:16]}"
+        await services.outbox.send_once(
+            key,
+            user.email,
+            "Reset your Solution Finder password",
+            f"Your password reset code is {code}. It expires in one hour. "
+            "If you did not ask for it, ignore this message: your password stays as it is.",
+        )
+    return Accepted(status="sent if the address has an account")
 
 
-@get("/api/me", summary="The signed-in user, entitlements and today's usage")
+@post(
+    "/api/auth/password/reset", status_code=200, summary="Set a new password with the mailed code; other sessions end"
+)
+async def reset_password(data: ResetRequest, request: Request[Any, Any, Any], services: Services) -> UserView:
+    require_csrf(request)
+    try:
+        user = await services.users.reset_password(data.email, data.code, data.new_password)
+    except VerificationError_ as exc:
+        raise BadRequestError(exc.message, reason=exc.reason) from exc
+    return _user_view(user)
+
+
+async def _quota_info(services: Services, user: User, solution_id: str, tier: str, limit: int) -> AccountQuota:
+    caller = Caller(access_tier=tier, user_id=user.user_id, solution_id=solution_id, limit=limit)
+    decision = await usage(services, caller)
+    if decision is None:
+        return AccountQuota(limit, 0, limit < 0, limit, 0, known=False)
+    return AccountQuota(limit, decision.used, limit < 0, decision.remaining, max(0, decision.reset_in_s))
+
+
+@get("/api/me", summary="The signed-in user, entitlements and today's usage (never 429)")
 async def me(request: Request[Any, Any, Any], services: Services) -> MeView:
     user = await session_user(request, services, csrf=False)
-    store = EntitlementStore(services.dynamodb, services.settings)
     views = []
-    for entitlement in await store.list_for(user.user_id, user.email):
-        quota = await _quota_info(
-            services, user.user_id, entitlement.solution_id, entitlement.tier, entitlement.daily_limit
+    # An unverified account has not proven the address: it sees no entitlements (a seed address's included).
+    for entitlement in await services.entitlements.list_for(user.user_id, user.email) if user.verified else []:
+        quota = await _quota_info(services, user, entitlement.solution_id, entitlement.tier, entitlement.daily_limit)
+        pro_until = entitlement.pro_until if entitlement.tier == "pro" else 0
+        views.append(EntitlementView(entitlement.solution_id, entitlement.tier, quota, pro_until))
+    if user.verified and not any(v.solution_id == SOLUTION_ID for v in views):
+        # Every verified account may search the finder at the registered tier (the session searches so).
+        limit = services.settings.registered_daily_limit
+        views.append(
+            EntitlementView(
+                SOLUTION_ID, "registered", await _quota_info(services, user, SOLUTION_ID, "registered", limit)
+            )
         )
-        views.append(EntitlementView(entitlement.solution_id, entitlement.tier, quota))
     return MeView(user.user_id, user.email, user.name, user.verified, user.role, views)
+
+
+async def _require_available(services: Services, solution_id: str) -> None:
+    solution = await get_solution(services.dynamodb, services.settings, solution_id)
+    if solution is None or solution.status != "active":
+        raise NotFoundError("No such solution, or it is retired.", reason="unknown_solution")
+
+
+async def _issued_view(services: Services, user: User, issued: IssuedToken) -> GeneratedToken:
+    entitlement = await services.entitlements.ensure(user.user_id, issued.record.solution_id, services.redis)
+    quota = await _quota_info(services, user, issued.record.solution_id, entitlement.tier, entitlement.daily_limit)
+    return GeneratedToken(
+        token=issued.token,
+        solution_id=issued.record.solution_id,
+        access_tier=entitlement.tier,
+        quota=quota,
+        token_prefix=issued.record.prefix,
+        token_id=issued.record.token_id,
+    )
 
 
 @post("/api/generate-solution-token", status_code=201, summary="Issue a solution token (shown once)")
 async def generate_token(data: GenerateRequest, request: Request[Any, Any, Any], services: Services) -> GeneratedToken:
-    user = await session_user(request, services, csrf=True)
-    if not user.verified:
-        raise ForbiddenError("Verify your email address first.", reason="email_unverified")
-    if data.solution_id != "aws-solution-finder":
-        from marketplace.catalog import get_solution
-
-        if await get_solution(services.dynamodb, services.settings, data.solution_id) is None:
-            raise NotFoundError("No such solution.", reason="unknown_solution")
-    return await _issue_token(services, user, data.solution_id)
+    user = await _verified(request, services, csrf=True)
+    await _require_available(services, data.solution_id)
+    await services.entitlements.ensure(user.user_id, data.solution_id, services.redis)
+    issued = await services.token_service.issue(user.user_id, user.email, data.solution_id)
+    return await _issued_view(services, user, issued)
 
 
-async def _issue_token(services: Services, user: User, solution_id: str) -> GeneratedToken:
-    """A new token for the user and solution (made entitled if needed); the oldest goes beyond two active."""
-    entitlement = await EntitlementStore(services.dynamodb, services.settings).ensure(
-        user.user_id, solution_id, services.redis
-    )
-    table = services.settings.table("tokens")
-    active = [
-        t for t in await _list_tokens(services, user.user_id) if t.solution_id == solution_id and t.status == "active"
-    ]
-    for old in sorted(active, key=lambda t: t.created_at_ms)[: max(0, len(active) - MAX_ACTIVE_PER_SOLUTION + 1)]:
-        await _revoke(services, old.token_id, user.user_id)
-    token = new_token()
-    now = int(time.time() * 1000)  # epoch ms: tokens made in the same second still order by age
-    await services.dynamodb.put_item(
-        TableName=table,
-        Item=to_item(
-            {
-                "token_hash": hash_token(token),
-                "user_id": user.user_id,
-                "email": user.email,
-                "solution_id": solution_id,
-                "status": "active",
-                "created_at": str(now),
-                "prefix": display_prefix(token),
-            }
-        ),
-    )
-    quota = await _quota_info(services, user.user_id, solution_id, entitlement.tier, entitlement.daily_limit)
-    return GeneratedToken(
-        token=token,
-        solution_id=solution_id,
-        access_tier=entitlement.tier,
-        quota=quota,
-        token_prefix=display_prefix(token),
+@post(
+    "/api/finder-handoff",
+    status_code=201,
+    summary="After sign-in: a new token for a finder front end, returned in the URL fragment of return_to",
+)
+async def finder_handoff(data: HandoffRequest, request: Request[Any, Any, Any], services: Services) -> Handoff:
+    user = await _verified(request, services, csrf=True)
+    parts = urlsplit(data.return_to)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    allowed = {services.settings.public_base_url.rstrip("/"), *services.settings.finder_origin_list}
+    if origin not in allowed or parts.fragment:
+        raise BadRequestError("That return address is not a known finder (FINDER_ORIGINS).", reason="unknown_origin")
+    await _require_available(services, data.solution_id)
+    await services.entitlements.ensure(user.user_id, data.solution_id, services.redis)
+    issued = await services.token_service.issue(user.user_id, user.email, data.solution_id)
+    # In the fragment, never the query: fragments are not sent to servers or kept in their logs.
+    return Handoff(redirect_url=f"{data.return_to}#token={issued.token}", token_prefix=issued.record.prefix)
+
+
+def _token_view(record: TokenRecord) -> TokenView:
+    return TokenView(
+        token_prefix=record.prefix,
+        token_id=record.token_id,
+        solution_id=record.solution_id,
+        status=record.status,
+        created_at_ms=record.created_at_ms,
+        last_used_at=record.last_used_at,
     )
 
 
-async def _list_tokens(services: Services, user_id: str) -> list[TokenView]:
-    response = await services.dynamodb.query(
-        TableName=services.settings.table("tokens"),
-        IndexName="user-index",
-        KeyConditionExpression="user_id = :u",
-        ExpressionAttributeValues=values(u=user_id),
-    )
-    views = []
-    for item in response.get("Items", []):
-        data = from_item(item)
-        views.append(
-            TokenView(
-                token_prefix=str(data.get("prefix", "")),
-                token_id=str(data["token_hash"])[:16],
-                solution_id=str(data["solution_id"]),
-                status=str(data["status"]),
-                created_at_ms=int(data["created_at"]),
-                last_used_at=data.get("last_used_at"),
-            )
-        )
-    views.sort(key=lambda v: v.created_at_ms, reverse=True)
-    return views
-
-
-async def _revoke(services: Services, token_id: str, user_id: str) -> bool:
-    """Revoke one of the user's tokens by the id shown in listings (the hash's first 16 hex digits)."""
-    table = services.settings.table("tokens")
-    response = await services.dynamodb.query(
-        TableName=table,
-        IndexName="user-index",
-        KeyConditionExpression="user_id = :u",
-        ExpressionAttributeValues=values(u=user_id),
-    )
-    hashes = [i["token_hash"]["S"] for i in response.get("Items", []) if i["token_hash"]["S"].startswith(token_id)]
-    for token_hash in hashes:
-        await services.dynamodb.update_item(
-            TableName=table,
-            Key={"token_hash": {"S": token_hash}},
-            UpdateExpression="SET #s = :r",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=values(r="revoked"),
-        )
-        await services.tokens.forget(token_hash)
-    return bool(hashes)
+TOKEN_ID = re.compile(r"[0-9a-f]{16}")
 
 
 @post("/api/tokens/{token_id:str}/rotate", status_code=201, summary="Replace one of your tokens with a new one")
 async def rotate_token(token_id: str, request: Request[Any, Any, Any], services: Services) -> GeneratedToken:
-    user = await session_user(request, services, csrf=True)
-    current = [t for t in await _list_tokens(services, user.user_id) if t.token_id == token_id and t.status == "active"]
-    if not re.fullmatch(r"[0-9a-f]{16}", token_id) or not current:
+    user = await _verified(request, services, csrf=True)
+    if not TOKEN_ID.fullmatch(token_id):
         raise NotFoundError("No such active token.")
-    await _revoke(services, token_id, user.user_id)
-    return await _issue_token(services, user, current[0].solution_id)
+    issued = await services.token_service.rotate(user.user_id, user.email, token_id)
+    return await _issued_view(services, user, issued)
 
 
 @get("/api/tokens", summary="Your tokens: prefix, status, creation and last use")
 async def list_tokens(request: Request[Any, Any, Any], services: Services) -> list[TokenView]:
-    user = await session_user(request, services, csrf=False)
-    return await _list_tokens(services, user.user_id)
+    user = await _verified(request, services, csrf=False)
+    return [_token_view(r) for r in await services.token_service.records(user.user_id)]
 
 
 @post("/api/tokens/{token_id:str}/revoke", status_code=200, summary="Revoke one of your tokens")
 async def revoke_token(token_id: str, request: Request[Any, Any, Any], services: Services) -> Accepted:
-    user = await session_user(request, services, csrf=True)
-    if not re.fullmatch(r"[0-9a-f]{16}", token_id) or not await _revoke(services, token_id, user.user_id):
+    user = await _verified(request, services, csrf=True)
+    if not TOKEN_ID.fullmatch(token_id) or not await services.token_service.revoke(user.user_id, token_id):
         raise NotFoundError("No such token.")
     return Accepted(status="revoked")
+
+
+async def _verified(request: Request[Any, Any, Any], services: Services, *, csrf: bool) -> User:
+    """Tokens belong to verified accounts only: an unverified one may be someone squatting the address."""
+    user = await session_user(request, services, csrf=csrf)
+    if not user.verified:
+        raise ForbiddenError("Verify your email address first.", reason="email_unverified")
+    return user
+
+
+def _user_view(user: User) -> UserView:
+    return UserView(user.user_id, user.email, user.name, user.verified, user.role)
 
 
 @get("/dev/mailbox/messages", summary="Dev mailbox (only when DEV_MAILBOX=true)")
@@ -469,5 +484,8 @@ ROUTES = [
     list_tokens,
     revoke_token,
     rotate_token,
+    forgot_password,
+    reset_password,
+    finder_handoff,
     mailbox_messages,
 ]

@@ -6,14 +6,16 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post, put
+from litestar.params import Parameter
 from msgspec import Meta
 
 from api.routes.accounts import admin_user, session_user
 from api.state import Services
 from core.errors import ForbiddenError
+from marketplace.browse import CatalogPage, browse
 from marketplace.catalog import CatalogStore, Solution, SolutionInput, SolutionUpdate
 from marketplace.partners import Application, PartnerStore
-from marketplace.users import UserStore
+from marketplace.users import User, UserStore
 
 
 class ApplicationInput(msgspec.Struct, forbid_unknown_fields=True):
@@ -31,17 +33,36 @@ async def list_solutions(services: Services) -> list[Solution]:
     return sorted(await CatalogStore(services.dynamodb, services.settings).active(), key=lambda s: s.name)
 
 
-@get("/api/solutions/{solution_id:str}", summary="One solution")
+@get("/api/solutions/{solution_id:str}", summary="One solution (listings awaiting approval are not public)")
 async def solution_detail(solution_id: str, services: Services) -> Solution:
-    return await CatalogStore(services.dynamodb, services.settings).get(solution_id[:64])
+    return await CatalogStore(services.dynamodb, services.settings).public(solution_id[:64])
 
 
-@post("/api/admin/solutions", status_code=201, summary="Create a solution (admins, or approved partners)")
-async def create_solution(data: SolutionInput, request: Request[Any, Any, Any], services: Services) -> Solution:
-    user = await session_user(request, services, csrf=True)
+@get("/api/catalog", summary="Browse the AWS catalog the finder searches: words, category, service")
+async def catalog(
+    services: Services,
+    q: Annotated[str, Parameter(max_length=200)] = "",
+    category: Annotated[str, Parameter(max_length=100)] = "",
+    service: Annotated[str, Parameter(max_length=100)] = "",
+    offset: Annotated[int, Parameter(ge=0, le=100_000)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=50)] = 20,
+) -> CatalogPage:
+    return browse(services.settings.catalog_path, q=q, category=category, service=service, offset=offset, limit=limit)
+
+
+async def _seller(request: Request[Any, Any, Any], services: Services, *, csrf: bool) -> User:
+    user = await session_user(request, services, csrf=csrf)
     if user.role not in ("admin", "partner"):
         raise ForbiddenError("Only admins and approved partners may list solutions.", reason="partners_only")
-    return await CatalogStore(services.dynamodb, services.settings).create(data, owner_partner=user.user_id)
+    return user
+
+
+@post("/api/admin/solutions", status_code=201, summary="Create a solution (admins: live; partners: for approval)")
+async def create_solution(data: SolutionInput, request: Request[Any, Any, Any], services: Services) -> Solution:
+    user = await _seller(request, services, csrf=True)
+    return await CatalogStore(services.dynamodb, services.settings).submit(
+        data, editor=user.user_id, is_admin=user.role == "admin"
+    )
 
 
 @put("/api/admin/solutions/{solution_id:str}", summary="Update a solution (admins, or its partner)")
@@ -57,8 +78,56 @@ async def update_solution(
 @post("/api/admin/solutions/{solution_id:str}/retire", status_code=200, summary="Retire a solution (admins)")
 async def retire_solution(solution_id: str, request: Request[Any, Any, Any], services: Services) -> Solution:
     user = await admin_user(request, services, csrf=True)
+    return await CatalogStore(services.dynamodb, services.settings).retire(
+        solution_id[:64], editor=user.user_id, is_admin=True
+    )
+
+
+@get("/api/admin/solutions", summary="Solutions by status, e.g. listings waiting for approval (admins)")
+async def solutions_by_status(
+    request: Request[Any, Any, Any],
+    services: Services,
+    status: Annotated[str, Parameter(pattern="^(active|pending|retired)$")] = "pending",
+) -> list[Solution]:
+    await admin_user(request, services, csrf=False)
+    return await CatalogStore(services.dynamodb, services.settings).by_status(status)
+
+
+@post("/api/admin/solutions/{solution_id:str}/approve", status_code=200, summary="Put a partner's listing live")
+async def approve_solution(solution_id: str, request: Request[Any, Any, Any], services: Services) -> Solution:
+    await admin_user(request, services, csrf=True)
+    return await CatalogStore(services.dynamodb, services.settings).approve(solution_id[:64])
+
+
+@get("/api/partners/solutions", summary="Your own listings, in every status (partners)")
+async def my_solutions(request: Request[Any, Any, Any], services: Services) -> list[Solution]:
+    user = await _seller(request, services, csrf=False)
+    return await CatalogStore(services.dynamodb, services.settings).owned_by(user.user_id)
+
+
+@post("/api/partners/solutions", status_code=201, summary="List a new solution; an admin approves it")
+async def submit_solution(data: SolutionInput, request: Request[Any, Any, Any], services: Services) -> Solution:
+    user = await _seller(request, services, csrf=True)
+    return await CatalogStore(services.dynamodb, services.settings).submit(
+        data, editor=user.user_id, is_admin=user.role == "admin"
+    )
+
+
+@put("/api/partners/solutions/{solution_id:str}", summary="Edit one of your listings")
+async def edit_solution(
+    solution_id: str, data: SolutionUpdate, request: Request[Any, Any, Any], services: Services
+) -> Solution:
+    user = await _seller(request, services, csrf=True)
     return await CatalogStore(services.dynamodb, services.settings).update(
-        solution_id[:64], SolutionUpdate(), editor=user.user_id, is_admin=True, status="retired"
+        solution_id[:64], data, editor=user.user_id, is_admin=False
+    )
+
+
+@post("/api/partners/solutions/{solution_id:str}/retire", status_code=200, summary="Retire one of your listings")
+async def retire_own_solution(solution_id: str, request: Request[Any, Any, Any], services: Services) -> Solution:
+    user = await _seller(request, services, csrf=True)
+    return await CatalogStore(services.dynamodb, services.settings).retire(
+        solution_id[:64], editor=user.user_id, is_admin=False
     )
 
 
@@ -140,9 +209,16 @@ async def reject(
 ROUTES = [
     list_solutions,
     solution_detail,
+    catalog,
     create_solution,
     update_solution,
     retire_solution,
+    solutions_by_status,
+    approve_solution,
+    my_solutions,
+    submit_solution,
+    edit_solution,
+    retire_own_solution,
     apply,
     my_applications,
     review_applications,

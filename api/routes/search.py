@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import re
 import time
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
+import anyio
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -16,17 +19,16 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
 from api.admission import Admission, Caller, admit
-from api.deps import resolve_caller
+from api.deps import owner_of, resolve_caller
 from api.state import Services
 from core import stats
-from core.errors import NotFoundError, UnavailableError
+from core.errors import BadRequestError, NotFoundError, UnavailableError
 from core.logs import REQUEST_ID
-from core.messages import Charge, ErrorEvent, RefundRequest, SearchJob
-from core.streams import QUEUE_NAME, REFUND_STREAM, WORKERS_KEY, cancel_key, events_key, lost_key, meta_key
+from core.messages import SearchJob
+from core.streams import QUEUE_NAME, job_id
 
 PRIORITY_HEAD_START_S = {"pro": 120, "registered": 60, "anonymous": 0}
-READ_BLOCK_MS = 2000
-WORKER_DEAD_AFTER_MS = 5000
+SEARCH_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,12 +74,14 @@ def _quota_view(caller: Caller, admission: Admission) -> QuotaView:
 async def start_search(
     services: Services, caller: Caller, query: str, k: int | None, collection: str | None, request_id: str
 ) -> tuple[str, Admission]:
+    if not query.strip():
+        raise BadRequestError("Type a question first.", reason="empty_query", detail="query")
     admission = await admit(services, caller)
     search_id = uuid.uuid4().hex
     settings = services.settings
     job = SearchJob(
         search_id=search_id,
-        query=query,
+        query=query.strip(),
         k=k or settings.search_k,
         collection=collection,
         access_tier=caller.access_tier,
@@ -85,24 +89,8 @@ async def start_search(
         charge=admission.charge if admission.charge.subject else None,
         enqueued_at_ms=int(time.time() * 1000),
     )
-    owner = caller.user_id or caller.anon_id or ""
-    await services.redis.hset(  # type: ignore[misc]
-        meta_key(search_id),
-        mapping={
-            "owner": owner,
-            "charge": msgspec.json.encode(job.charge),
-            "created_ms": job.enqueued_at_ms,
-        },
-    )
-    await services.redis.expire(meta_key(search_id), settings.stream_ttl_s)
-    today = stats.day()
-    async with services.redis.pipeline(transaction=False) as pipe:
-        pipe.incr(stats.searches_key(today, caller.access_tier))
-        pipe.expire(stats.searches_key(today, caller.access_tier), stats.RETENTION_S)
-        if caller.anon_id:
-            pipe.pfadd(stats.anonymous_visitors_key(today), caller.anon_id)
-            pipe.expire(stats.anonymous_visitors_key(today), stats.RETENTION_S)
-        await pipe.execute()
+    await services.searches.create(search_id, owner_of(caller), job.charge, job.enqueued_at_ms)
+    await stats.count_search(services.redis, caller.access_tier, caller.anon_id)
     # arq orders its queue by score: an earlier score lets pro and registered searches jump the line.
     head_start = PRIORITY_HEAD_START_S.get(caller.access_tier, 0)
     defer_until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=head_start) if head_start else None
@@ -110,25 +98,20 @@ async def start_search(
         await services.arq.enqueue_job(
             "run_search",
             msgspec.to_builtins(job),
-            _job_id=search_id,
+            _job_id=job_id(search_id),
             _queue_name=QUEUE_NAME,
             _defer_until=defer_until,
         )
     except Exception as exc:
-        if job.charge is not None:
-            await _refund(services, search_id, job.charge, "enqueue_failed")
+        with contextlib.suppress(Exception):  # Redis itself may be what failed
+            await services.searches.end(search_id, "enqueue_failed", "The search queue is unavailable.")
         raise UnavailableError(
             "The search queue is unavailable; try again shortly.", reason="search_unavailable"
         ) from exc
     return search_id, admission
 
 
-async def _refund(services: Services, search_id: str, charge: Charge, reason: str) -> None:
-    request = RefundRequest(search_id=search_id, charge=charge, reason=reason)
-    await services.redis.xadd(REFUND_STREAM, {"data": msgspec.json.encode(request)})
-
-
-def _set_anon_cookie(response: Response[Any], caller: Caller) -> None:
+def _set_anon_cookie(response: Response[Any], caller: Caller, secure: bool) -> None:
     if caller.new_anon_cookie:
         response.set_cookie(
             Cookie(
@@ -138,6 +121,7 @@ def _set_anon_cookie(response: Response[Any], caller: Caller) -> None:
                 samesite="lax",
                 max_age=400 * 86400,
                 path="/",
+                secure=secure,
             )
         )
 
@@ -161,73 +145,61 @@ async def create_search(
         quota=_quota_view(caller, admission),
     )
     response = Response(body, status_code=202, headers=admission.headers)
-    _set_anon_cookie(response, caller)
+    _set_anon_cookie(response, caller, services.settings.secure_cookies)
     return response
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-async def _worker_lost(services: Services, search_id: str) -> bool:
-    """True when the worker that took this search has stopped sending heartbeats."""
-    worker = await services.redis.hget(meta_key(search_id), "worker")  # type: ignore[misc]
-    if worker is None:
-        return False
-    beat = await services.redis.zscore(WORKERS_KEY, worker)
-    return beat is None or beat < time.time() * 1000 - WORKER_DEAD_AFTER_MS
-
-
-async def _fail_lost_search(services: Services, search_id: str) -> None:
-    # Only one gateway process may end the stream and give the unit back.
-    if not await services.redis.set(lost_key(search_id), "1", nx=True, ex=3600):
-        return
-    data = msgspec.json.encode(ErrorEvent(reason="worker_lost", error="The search worker stopped; try again."))
-    await services.redis.xadd(events_key(search_id), {"event": "error", "data": data})
-    raw = await services.redis.hget(meta_key(search_id), "charge")  # type: ignore[misc]
-    charge = msgspec.json.decode(raw, type=Charge | None) if raw else None
-    if charge is not None:
-        await _refund(services, search_id, charge, "worker_lost")
 
 
 async def relay_events(
     services: Services, search_id: str, last_id: str
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
-    key = events_key(search_id)
     heartbeat_s = services.settings.heartbeat_s
     last_sent = time.monotonic()
     # A client that goes away only closes this generator; generation in the worker goes on regardless.
-    while True:
-        response = await services.redis.xread({key: last_id}, block=READ_BLOCK_MS, count=100)
-        if not response:
-            if await _worker_lost(services, search_id):
-                await _fail_lost_search(services, search_id)
-                continue
+    async for item in services.searches.events(search_id, last_id):
+        if item is None:
             if time.monotonic() - last_sent >= heartbeat_s:
                 last_sent = time.monotonic()
                 yield ServerSentEventMessage(comment="heartbeat")
             continue
-        for _, entries in response:
-            for entry_id, fields in entries:
-                last_id = _text(entry_id)
-                event = _text(fields[b"event"])
-                yield ServerSentEventMessage(data=_text(fields[b"data"]), event=event, id=last_id)
-                last_sent = time.monotonic()
-                if event in ("done", "error"):
-                    return
+        yield ServerSentEventMessage(data=item.data, event=item.event, id=item.event_id)
+        last_sent = time.monotonic()
 
 
-@get("/api/searches/{search_id:str}/events", summary="The search's events as text/event-stream")
-async def search_events(
-    search_id: str, request: Request[Any, Any, Any], services: Services, last_event_id: str | None = None
-) -> ServerSentEvent:
-    if len(search_id) > 64 or not await services.redis.exists(meta_key(search_id)):
+async def _counted(
+    services: Services, owner: str, lease: str, events: AsyncGenerator[ServerSentEventMessage, None]
+) -> AsyncGenerator[ServerSentEventMessage, None]:
+    try:
+        async for message in events:
+            yield message
+    finally:
+        # A client that left cancels this generator's scope; the lease is still given back.
+        with anyio.CancelScope(shield=True):
+            await services.searches.close_stream(owner, lease)
+
+
+async def _owned(request: Request[Any, Any, Any], services: Services, search_id: str) -> str:
+    """The caller's identity, once it is known to own the search (anyone else gets 404)."""
+    if not SEARCH_ID.fullmatch(search_id):
         raise NotFoundError("No such search.")
+    owner = owner_of(await resolve_caller(request, services, mint=False))
+    await services.searches.authorize(search_id, owner)
+    return owner
+
+
+@get("/api/searches/{search_id:str}/events", summary="The search's events as text/event-stream (its owner only)")
+async def search_events(
+    search_id: str,
+    request: Request[Any, Any, Any],
+    services: Services,
+    last_event_id: Annotated[str, Meta(max_length=48)] | None = None,
+) -> ServerSentEvent:
+    owner = await _owned(request, services, search_id)
     resume = request.headers.get("last-event-id") or last_event_id or "0-0"
     if not _valid_stream_id(resume):
         resume = "0-0"
+    lease = await services.searches.open_stream(owner)
     return ServerSentEvent(
-        relay_events(services, search_id, resume),
+        _counted(services, owner, lease, relay_events(services, search_id, resume)),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
@@ -237,16 +209,12 @@ def _valid_stream_id(value: str) -> bool:
     return ms.isdigit() and (seq == "" or seq.isdigit()) and len(value) < 48
 
 
-@post("/api/searches/{search_id:str}/cancel", status_code=202, summary="Cancel a running search")
-async def cancel_search(search_id: str, services: Services) -> Accepted:
-    if len(search_id) > 64 or not await services.redis.exists(meta_key(search_id)):
-        raise NotFoundError("No such search.")
-    await services.redis.set(cancel_key(search_id), "1", ex=services.settings.stream_ttl_s)
-    # A search still waiting in the queue is cancelled here; a running one stops at its next token.
-    aborted = await services.arq.zrem(QUEUE_NAME, search_id)
-    if aborted:
-        data = msgspec.json.encode(ErrorEvent(reason="cancelled", error="The search was cancelled."))
-        await services.redis.xadd(events_key(search_id), {"event": "error", "data": data})
+@post("/api/searches/{search_id:str}/cancel", status_code=202, summary="Cancel a running search (its owner only)")
+async def cancel_search(search_id: str, request: Request[Any, Any, Any], services: Services) -> Accepted:
+    await _owned(request, services, search_id)
+    # A search still waiting in the queue is ended here; a running one stops at its next token.
+    still_queued = bool(await services.arq.zrem(QUEUE_NAME, job_id(search_id)))
+    await services.searches.cancel(search_id, still_queued=still_queued)
     return Accepted(search_id=search_id, status="cancelling")
 
 
@@ -290,7 +258,7 @@ async def query(data: SearchRequest, request: Request[Any, Any, Any], services: 
         total_time=round(time.perf_counter() - started, 4),
     )
     response = Response(body, headers=admission.headers)
-    _set_anon_cookie(response, caller)
+    _set_anon_cookie(response, caller, services.settings.secure_cookies)
     return response
 
 

@@ -7,6 +7,7 @@ because per-request framework work dominated this endpoint's cost (docs/benchmar
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import msgspec
@@ -14,9 +15,10 @@ from litestar import asgi
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from api.admission import Caller, admit
+from api.errors import BodyTooLargeError, MethodNotAllowedError
 from api.routes.accounts import QuotaInfo, ValidateRequest, ValidateResponse
 from api.state import Services
-from core.errors import BadRequestError
+from core.errors import BadRequestError, ForbiddenError
 
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -33,9 +35,7 @@ async def _read_body(receive: Receive) -> bytes:
         assert isinstance(chunk, bytes)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise BadRequestError(
-                "The request body is too large.", reason="request_too_large", detail=f"at most {MAX_BODY_BYTES} bytes"
-            )
+            raise BodyTooLargeError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -50,25 +50,39 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 @asgi("/api/validate-solution-token", copy_scope=False)
 async def validate_token(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope.get("method") == "OPTIONS":  # without an Origin (browsers' preflight is answered in api/cors.py)
+        allow = [(b"allow", b"POST, OPTIONS"), (b"content-length", b"0")]
+        await send(HTTPResponseStartEvent(type="http.response.start", status=204, headers=allow))
+        await send(HTTPResponseBodyEvent(type="http.response.body", body=b"", more_body=False))
+        return
     if scope.get("method") != "POST":
-        raise BadRequestError("Use POST.", reason="method_not_allowed", detail="POST only")
+        raise MethodNotAllowedError("Use POST.", headers={"Allow": "POST, OPTIONS"})
     services: Services = scope["app"].state.services
+    body = await _read_body(receive)
     try:
-        data = _decoder.decode(await _read_body(receive))
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise BadRequestError("The request is malformed.", detail=str(exc)) from exc
+        data = _decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+        raise BadRequestError("The request is malformed.", detail=str(exc)[:300]) from exc
     key = _header(scope, b"idempotency-key")
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise BadRequestError("Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-].", detail="Idempotency-Key")
-    grant = await services.tokens.resolve(data.token, data.solution_id)
+    client = scope.get("client")
+    grant = await services.tokens.resolve(
+        data.token, data.solution_id, client=await services.ip_hasher.hash(client[0] if client else "unknown")
+    )
+    if data.user_email is not None and data.user_email.strip().lower() != grant.email:
+        raise ForbiddenError("The token belongs to another user than user_email.", reason="user_mismatch")
     caller = Caller(
         access_tier=grant.access_tier,
         user_id=grant.user_id,
         email=grant.email,
-        solution_id=data.solution_id,
+        solution_id=grant.solution_id,
         limit=grant.daily_limit,
+        used_elsewhere=grant.used_elsewhere,
     )
-    admission = await admit(services, caller, check_only=data.check_only, idempotency_key=key)
+    # A retry must be the same request: the key is bound to a hash of the body (the IETF draft's rule).
+    fingerprint = hashlib.sha256(body).hexdigest()[:32] if key else ""
+    admission = await admit(services, caller, check_only=data.check_only, idempotency_key=key, fingerprint=fingerprint)
     decision = admission.decision
     body = _encoder.encode(
         ValidateResponse(
@@ -78,6 +92,8 @@ async def validate_token(scope: Scope, receive: Receive, send: Send) -> None:
             access_tier=grant.access_tier,
             quota_remaining=decision.remaining,
             quota=QuotaInfo(daily_limit=decision.limit, daily_used=decision.used, unlimited=decision.limit < 0),
+            entitlement_status=grant.entitlement_status,
+            created_at=grant.created_at,
         )
     )
     headers: list[tuple[bytes, bytes]] = [

@@ -1,8 +1,9 @@
 -- Check a subject's quota and, unless check_only, count one use; a refused call counts nothing.
 -- KEYS[1] counter hash {period, consumed, refunded}   KEYS[2] usage log shard   KEYS[3] idempotency key (optional)
 -- ARGV: limit (-1 = unlimited), window ('day'|'total'), utc_offset_s, check_only (0|1),
---       idempotency_ttl_s, subject, solution_id, counter_ttl_s, log_maxlen
--- Returns {status, used, limit, period, reset_in_s}: status 1 admitted, 0 refused, -2 needs seeding.
+--       idempotency_ttl_s, subject, solution_id, counter_ttl_s, log_maxlen, request_fingerprint
+-- Returns {status, used, limit, period, reset_in_s}: status 1 admitted, 0 refused, -2 needs seeding,
+-- -3 the idempotency key was first used with another request (its fingerprint differs).
 local limit = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1])
@@ -30,6 +31,9 @@ if KEYS[3] then
   local previous = redis.call('GET', KEYS[3])
   if previous then
     local r = cjson.decode(previous)
+    if (r[5] or '') ~= (ARGV[10] or '') then
+      return {-3, r[2], r[3], r[4], reset_in}
+    end
     return {r[1], r[2], r[3], r[4], reset_in}
   end
 end
@@ -60,6 +64,6 @@ if tonumber(ARGV[8]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[8])
 end
 if KEYS[3] and ARGV[4] ~= '1' then
-  redis.call('SET', KEYS[3], cjson.encode({status, used, limit, period}), 'EX', ARGV[5])
+  redis.call('SET', KEYS[3], cjson.encode({status, used, limit, period, ARGV[10] or ''}), 'EX', ARGV[5])
 end
 return {status, used, limit, period, reset_in}

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from tests.browser.helpers import DESKTOP
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 FLAGS = [
@@ -21,6 +23,10 @@ FLAGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "allow_console_errors: the journey provokes errors on purpose")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -41,8 +47,14 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def context(browser: Browser, clean: None) -> AsyncIterator[BrowserContext]:
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+def viewport() -> dict[str, int]:
+    """Desktop unless a test is parametrized with `viewport` (DESKTOP, PHONE)."""
+    return DESKTOP
+
+
+@pytest.fixture
+async def context(browser: Browser, clean: None, viewport: dict[str, int]) -> AsyncIterator[BrowserContext]:
+    ctx = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     yield ctx
     await ctx.close()
 
@@ -50,8 +62,14 @@ async def context(browser: Browser, clean: None) -> AsyncIterator[BrowserContext
 @pytest.fixture
 async def page(context: BrowserContext, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
     tab = await context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     yield tab
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         ARTIFACTS.mkdir(exist_ok=True)
         await tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    elif report is not None and report.passed and not request.node.get_closest_marker("allow_console_errors"):
+        scripting = [e for e in errors if "Failed to load resource" not in e]
+        assert not scripting, f"script errors or CSP violations on the page: {scripting}"

@@ -110,7 +110,23 @@ def create_app(script: Script) -> web.Application:
         vector = [((seed * (i + 1)) % 1000) / 1000 - 0.5 for i in range(int(body.get("dimensions", 1024)))]
         return web.json_response({"embedding": vector, "inputTextTokenCount": len(body["inputText"].split())})
 
+    async def rerank(request: web.Request) -> web.Response:
+        """bedrock-agent-runtime Rerank: relevance = share of the query's words found in each document."""
+        body = await request.json()
+        script.calls.append({"operation": "rerank", "body": body})
+        if script.next() == "throttle":
+            return web.json_response(
+                {"message": "Too many requests"}, status=429, headers={"x-amzn-ErrorType": "ThrottlingException"}
+            )
+        words = set(body["queries"][0]["textQuery"]["text"].lower().split())
+        texts = [s["inlineDocumentSource"]["textDocument"]["text"].lower() for s in body["sources"]]
+        scored = [(len(words & set(t.split())) / max(len(words), 1), i) for i, t in enumerate(texts)]
+        limit = body["rerankingConfiguration"]["bedrockRerankingConfiguration"]["numberOfResults"]
+        ranked = sorted(scored, key=lambda item: -item[0])[:limit]
+        return web.json_response({"results": [{"index": i, "relevanceScore": score} for score, i in ranked]})
+
     app = web.Application()
     app.router.add_post("/model/{model}/converse-stream", converse_stream)
     app.router.add_post("/model/{model}/invoke", invoke)
+    app.router.add_post("/rerank", rerank)
     return app

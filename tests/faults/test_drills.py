@@ -13,8 +13,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from core.localservers import free_port, start_valkey, stop, wait_for_port
 from core.streams import REFUND_STREAM, events_key
+from dev.servers import free_port, start_valkey, stop, wait_for_port
 from tests.conftest import Stack, read_events
 from tests.integration.test_quota_faults import start_gateway
 
@@ -81,14 +81,11 @@ async def test_gateway_restart_while_streams_are_open_resumes_with_last_event_id
             "gateway-restart",
             [
                 "-m",
-                "uvicorn",
-                "api.app:app_factory",
-                "--factory",
+                "api.serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
-                "--no-access-log",
             ],
             env=env,
         )

@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from core import stats
 from core.dynamo import create_dynamodb_client
-from core.localservers import free_port, start_valkey, stop
 from core.settings import load_settings
+from dev.servers import free_port, start_valkey, stop
 from marketplace.history import History
 from payments.checkout import Transaction, TransactionStore
 from tests.conftest import ROOT, Stack

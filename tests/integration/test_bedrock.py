@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from core.localservers import free_port
 from core.messages import SourceItem
 from core.settings import load_settings
+from dev.servers import free_port
 from search_worker.answerers import AnswerError, AnswerUsage, BedrockAnswerer, ThrottledError, parse_citations
 from tests.fakes.bedrock import Script, create_app
 

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from core.localservers import free_port, start_valkey, stop
 from core.streams import REFUND_STREAM
+from dev.servers import free_port, start_valkey, stop
 from tests.conftest import Stack, read_events
 from tests.fakes.bedrock import Script, create_app
 from tests.integration.test_quota_faults import start_gateway

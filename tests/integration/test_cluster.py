@@ -1,20 +1,25 @@
-"""The quota keys on a 3-node Valkey cluster started from the bundled binary: no script crosses a slot."""
+"""A 3-node Valkey cluster started from the bundled binary: the quota scripts never cross a slot, and the
+whole search path (gateway, arq queue, worker, event stream, refunds, stats) runs on it end to end."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from core.localservers import free_port, start_valkey, stop
+from core.streams import ABORT_KEY, QUEUE_NAME, job_id
+from dev.servers import free_port, start_valkey, stop
 from quota.engine import QuotaEngine
 from quota.flusher import Flusher
 from quota.store import UsageStore
-from tests.conftest import Stack
+from tests.conftest import Stack, read_events
+from tests.integration.test_accounts_tokens import register, token_for
 from tests.integration.test_quota_engine import store  # noqa: F401  (fixture)
 
 
@@ -85,3 +90,57 @@ async def test_quota_scripts_and_flusher_work_on_a_cluster(cluster: RedisCluster
     for subject in subjects[1:]:
         assert await store.get(subject, first.period) == (3, 0)
     assert await store.get(subjects[0], first.period) == (4, 1)
+
+
+@pytest.fixture(scope="module")
+async def cluster_stack(stack: Stack, cluster: RedisCluster) -> AsyncIterator[Stack]:
+    """A gateway and a worker of their own, on the cluster (REDIS_CLUSTER=true, REDIS_URL names one node)."""
+    api_port = free_port()
+    node = cluster.get_nodes()[-1]
+    root = stack.root / "on-cluster"
+    root.mkdir()
+    env = {
+        **stack.env,
+        "REDIS_URL": f"redis://{node.host}:{node.port}/0",
+        "REDIS_CLUSTER": "true",
+        "API_PORT": str(api_port),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+    }
+    on_cluster = Stack(root, env)
+    on_cluster.start_worker()
+    on_cluster.start_gateway()
+    async with httpx.AsyncClient(base_url=on_cluster.base_url, timeout=5) as http:
+        deadline = time.monotonic() + 30
+        while (await http.get("/ready")).status_code != 200:
+            assert time.monotonic() < deadline, on_cluster.log("worker-1")[-2000:]
+            await asyncio.sleep(0.1)
+    yield on_cluster
+    for name in list(on_cluster.processes):
+        on_cluster.stop(name)
+
+
+async def test_a_search_runs_end_to_end_on_the_cluster(cluster_stack: Stack, cluster: RedisCluster) -> None:
+    async with httpx.AsyncClient(base_url=cluster_stack.base_url, timeout=30) as http:
+        email, headers = await register(http)
+        token = await token_for(http, headers)
+        assert (await http.post("/api/auth/logout", headers=headers)).status_code == 204
+        login = await http.post(
+            "/api/auth/login", json={"email": email, "password": "correct horse 1"}, headers=headers
+        )
+        assert login.status_code == 200, login.text
+        bearer = {"Authorization": f"Bearer {token}"}
+        anonymous = (await http.post("/api/searches", json={"query": "resize images on the fly"})).json()
+        registered = (await http.post("/api/searches", json={"query": "schedule instances"}, headers=bearer)).json()
+        streams = [await read_events(http, search["events_url"]) for search in (anonymous, registered)]
+        for events in streams:
+            assert events[0][1] == "sources" and events[-1][1] == "done", events[-1]
+            assert any(event == "token" for _, event, _ in events)
+        resumed = await read_events(http, anonymous["events_url"], headers={"Last-Event-ID": streams[0][0][0]})
+        assert resumed[-1][1] == "done" and len(resumed) == len(streams[0]) - 1
+        metrics = (await http.get("/metrics")).text
+        assert "\nsf_search_queue_depth 0\n" in metrics
+    assert await cluster.zcard(QUEUE_NAME) == 0
+    slots = {cluster.keyslot(key) for key in (QUEUE_NAME, f"arq:job:{job_id('x')}", ABORT_KEY)}
+    assert len(slots) == 1
+    for name in cluster_stack.processes:
+        assert "Traceback" not in cluster_stack.log(name), cluster_stack.log(name)[-3000:]

@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
 
 import httpx
-import jwt
-import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from core.dynamo import create_dynamodb_client, from_item
-from core.localservers import free_port
-from tests.conftest import ROOT, Stack
-from tests.integration.test_accounts_tokens import csrf, register
-from tests.integration.test_quota_faults import start_gateway
+from tests.conftest import Stack
+from tests.helpers import csrf, id_token, make_admin, register, start_gateway
 
 APPLICATION = {
     "company": "Acme Cloud",
     "website": "https://acme.example",
     "description": "We sell a log analyzer for AWS.",
 }
-
-
-def make_admin(stack: Stack, email: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "marketplace.admin", email], env=stack.env, cwd=ROOT, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
 
 
 async def signed_in(stack: Stack) -> tuple[httpx.AsyncClient, str, dict[str, str]]:
@@ -96,6 +81,9 @@ async def test_partner_application_workflow_end_to_end(client: httpx.AsyncClient
         }
         made = await applicant.post("/api/admin/solutions", json=solution, headers=a_headers)
         assert made.status_code == 201, made.text
+        assert made.json()["status"] == "pending"  # a partner's listing waits for an admin
+        approved = await admin.post(f"/api/admin/solutions/{solution['solution_id']}/approve", headers=ad_headers)
+        assert approved.status_code == 200 and approved.json()["status"] == "active"
         listed = {s["solution_id"] for s in (await client.get("/api/solutions")).json()}
         assert {"aws-solution-finder", solution["solution_id"]} <= listed
         hijack = await other.put(
@@ -181,50 +169,6 @@ async def test_cloudfront_location_is_recorded_only_when_trusted(stack: Stack) -
         stack.stop("gateway-cf")
 
 
-@pytest.fixture
-async def cognito(stack: Stack) -> AsyncIterator[tuple[str, rsa.RSAPrivateKey]]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    jwk.update(kid="test-key", alg="RS256", use="sig")
-
-    async def jwks(_: web.Request) -> web.Response:
-        return web.json_response({"keys": [jwk]})
-
-    app = web.Application()
-    app.router.add_get("/.well-known/jwks.json", jwks)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base = start_gateway(
-        stack,
-        "gateway-cognito",
-        {
-            "AUTH_PROVIDER": "cognito",
-            "COGNITO_JWKS_URL": f"http://127.0.0.1:{port}/.well-known/jwks.json",
-            "COGNITO_ISSUER": "https://cognito-idp.test/pool",
-            "COGNITO_AUDIENCE": "app-client",
-        },
-    )
-    yield base, key
-    stack.stop("gateway-cognito")
-    await runner.cleanup()
-
-
-def token(key: rsa.RSAPrivateKey, **overrides: object) -> str:
-    claims = {
-        "sub": "abc",
-        "email": "cognito-user@example.com",
-        "email_verified": True,
-        "token_use": "id",
-        "aud": "app-client",
-        "iss": "https://cognito-idp.test/pool",
-        "exp": int(time.time()) + 300,
-        **overrides,
-    }
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "test-key"})
-
-
 async def test_cognito_jwts_valid_expired_wrong_audience_wrong_key(cognito: tuple[str, rsa.RSAPrivateKey]) -> None:
     base, key = cognito
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -233,14 +177,14 @@ async def test_cognito_jwts_valid_expired_wrong_audience_wrong_key(cognito: tupl
         async def me(jwt_token: str) -> httpx.Response:
             return await http.get("/api/me", headers={"Authorization": f"Bearer {jwt_token}"})
 
-        ok = await me(token(key))
+        ok = await me(id_token(key))
         assert ok.status_code == 200 and ok.json()["email"] == "cognito-user@example.com"
         assert ok.json()["verified"] is True
         for bad in (
-            token(key, exp=int(time.time()) - 10),
-            token(key, aud="someone-else"),
-            token(other_key),
-            token(key, iss="https://evil.example"),
+            id_token(key, exp=int(time.time()) - 10),
+            id_token(key, aud="someone-else"),
+            id_token(other_key),
+            id_token(key, iss="https://evil.example"),
         ):
             r = await me(bad)
             assert r.status_code == 401 and r.json()["reason"] == "invalid_jwt", r.text
@@ -248,6 +192,6 @@ async def test_cognito_jwts_valid_expired_wrong_audience_wrong_key(cognito: tupl
         made = await http.post(
             "/api/generate-solution-token",
             json={"solution_id": "aws-solution-finder"},
-            headers={"Authorization": f"Bearer {token(key)}"},
+            headers={"Authorization": f"Bearer {id_token(key)}"},
         )
         assert made.status_code == 201, made.text

@@ -17,8 +17,9 @@ async def test_metrics_cover_requests_quota_search_workers_and_payments(
 ) -> None:
     _, headers = await register(client)
     await token_for(client, headers)
-    created = (await client.post("/api/searches", json={"query": "resize images on the fly"})).json()
-    await read_events(client, created["events_url"])
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as visitor:  # anonymous
+        created = (await visitor.post("/api/searches", json={"query": "resize images on the fly"})).json()
+        await read_events(visitor, created["events_url"])
     order = await checkout(client, headers)
     await settle(stack, order["merchant_order_id"])
     await wait_state(client, order["merchant_order_id"], "COMPLETED")

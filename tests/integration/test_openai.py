@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from core.localservers import free_port
 from core.settings import load_settings
+from dev.servers import free_port
 from search_worker.answerers import AnswerError, AnswerUsage, OpenAIAnswerer
 from tests.integration.test_bedrock import SOURCES
 

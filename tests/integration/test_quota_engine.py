@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core.dynamo import create_dynamodb_client
-from core.localservers import free_port
+from dev.servers import free_port
 from quota import keys
 from quota.engine import LUA_DIR, QuotaEngine
 from quota.flusher import Flusher

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from core.localservers import free_port, start_valkey, stop
+from core.streams import QUEUE_NAME, job_id
+from dev.servers import free_port, start_valkey, stop
 from search_worker.index import IndexMismatchError, LoadedIndex, current_version
 from tests.conftest import ROOT, Stack, read_events
 from tests.integration.test_quota_faults import start_gateway
@@ -89,8 +90,8 @@ async def test_pro_and_registered_searches_do_not_wait_behind_anonymous_ones(
                 "/api/searches", json={"query": "registered"}, headers={"Authorization": f"Bearer {token}"}
             )
         ).json()
-        queue = await redis.zrange("arq:search", 0, -1)
-        assert queue[0].decode() == registered["search_id"]
+        queue = await redis.zrange(QUEUE_NAME, 0, -1)
+        assert queue[0].decode() == job_id(registered["search_id"])
     finally:
         stack.start_worker()
     done = await read_events(client, registered["events_url"])

@@ -64,7 +64,7 @@ def test_extractive_answer_cites_the_sources_it_uses() -> None:
             title="Other",
             url="u",
             summary="Something about video transcoding at scale.",
-            score=0.5,
+            score=0.8,  # close enough to the first pick to be listed (a weak one would not be cited)
             services=["AWS Lambda"],
         ),
     ]

@@ -1,0 +1,185 @@
+"""Owns a search's lifecycle in Redis for both sides: the gateway creates, authorises, relays and cancels
+it; the worker claims it, emits its events and finishes it; a periodic sweep ends searches whose worker
+died. Whoever ends a search first (done, error, cancel, lost) wins a SET NX, so a search gets exactly
+one terminal event and at most one refund, whichever process notices first."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from core.errors import NotFoundError, RateLimitedError
+from core.messages import TERMINAL_EVENTS, Charge, ErrorEvent, RefundRequest
+from core.streams import (
+    REFUND_STREAM,
+    RUNNING_KEY,
+    WORKERS_KEY,
+    cancel_key,
+    ended_key,
+    events_key,
+    meta_key,
+    streams_open_key,
+)
+
+_encoder = msgspec.json.Encoder()
+WORKER_DEAD_AFTER_MS = 5000
+MAX_STREAMS_PER_CALLER = 8
+STREAM_LEASE_MS = 15 * 60 * 1000  # an open stream is counted at most this long, even if its process died
+READ_BLOCK_MS = 2000
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    event_id: str
+    event: str
+    data: str
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class SearchSessions:
+    def __init__(self, redis: Redis, *, ttl_s: int, maxlen: int = 5000) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self.maxlen = maxlen
+
+    # --- gateway side -------------------------------------------------------------------------------
+    async def create(self, search_id: str, owner: str, charge: Charge | None, created_ms: int) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(
+                meta_key(search_id),
+                mapping={"owner": owner, "charge": _encoder.encode(charge), "created_ms": created_ms},
+            )
+            pipe.expire(meta_key(search_id), self.ttl_s)
+            await pipe.execute()
+
+    async def authorize(self, search_id: str, owner: str) -> None:
+        """Only the caller who started a search may read or cancel it; others learn nothing (404)."""
+        stored = await self.redis.hget(meta_key(search_id), "owner")  # type: ignore[misc]
+        if stored is None or not owner or _text(stored) != owner:
+            raise NotFoundError("No such search.", reason="not_found")
+
+    async def cancel(self, search_id: str, *, still_queued: bool) -> None:
+        """Ask the worker to stop; a search that never left the queue is ended here."""
+        await self.redis.set(cancel_key(search_id), "1", ex=self.ttl_s)
+        if still_queued:
+            await self.end(search_id, "cancelled", "The search was cancelled.")
+
+    async def open_stream(self, owner: str) -> str:
+        """Count an SSE stream against its caller's cap; returns the lease to give back with close_stream."""
+        key = streams_open_key(owner)
+        lease = uuid.uuid4().hex
+        now_ms = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(key, 0, now_ms - STREAM_LEASE_MS)
+            pipe.zadd(key, {lease: now_ms})
+            pipe.zcard(key)
+            pipe.pexpire(key, STREAM_LEASE_MS)
+            _, _, count, _ = await pipe.execute()
+        if int(count) > MAX_STREAMS_PER_CALLER:
+            await self.redis.zrem(key, lease)
+            raise RateLimitedError(
+                f"At most {MAX_STREAMS_PER_CALLER} open streams per caller; close one first.",
+                retry_after_s=5,
+                reason="too_many_streams",
+            )
+        return lease
+
+    async def close_stream(self, owner: str, lease: str) -> None:
+        await self.redis.zrem(streams_open_key(owner), lease)
+
+    async def events(self, search_id: str, last_id: str) -> AsyncIterator[StreamEvent | None]:
+        """The search's events after `last_id`, ending after the terminal one; None when idle (for a
+        heartbeat). A resume id past the end of a finished search ends at once instead of waiting."""
+        key = events_key(search_id)
+        while True:
+            response = await self.redis.xread({key: last_id}, block=READ_BLOCK_MS, count=100)
+            if not response:
+                if await self.redis.exists(ended_key(search_id)) and not await self._after(key, last_id):
+                    return
+                yield None
+                continue
+            for _, entries in response:
+                for entry_id, fields in entries:
+                    last_id = _text(entry_id)
+                    event = _text(fields[b"event"])
+                    yield StreamEvent(last_id, event, _text(fields[b"data"]))
+                    if event in TERMINAL_EVENTS:
+                        return
+
+    async def _after(self, key: str, last_id: str) -> bool:
+        return bool(await self.redis.xrange(key, min=f"({last_id}", max="+", count=1))
+
+    # --- worker side --------------------------------------------------------------------------------
+    async def claim(self, search_id: str, worker_id: str) -> bool:
+        """Mark the search as running on this worker; False if it already ran (its worker died)."""
+        if await self.redis.xlen(events_key(search_id)) or await self.redis.exists(ended_key(search_id)):
+            return False
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(meta_key(search_id), mapping={"worker": worker_id})
+            pipe.zadd(RUNNING_KEY, {search_id: int(time.time() * 1000)})
+            await pipe.execute()
+        return True
+
+    async def emit(self, search_id: str, event: str, data: Any) -> str:
+        """Append a non-terminal event."""
+        key = events_key(search_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, {"event": event, "data": _encoder.encode(data)}, maxlen=self.maxlen, approximate=True)
+            pipe.expire(key, self.ttl_s)
+            stream_id, _ = await pipe.execute()
+        return _text(stream_id)
+
+    async def cancelled(self, search_id: str) -> bool:
+        return bool(await self.redis.exists(cancel_key(search_id)))
+
+    async def finish(self, search_id: str, data: Any) -> bool:
+        """The `done` event, unless the search was already ended (cancelled or declared lost)."""
+        if not await self.redis.set(ended_key(search_id), "done", nx=True, ex=self.ttl_s):
+            return False
+        await self.emit(search_id, "done", data)
+        await self.redis.zrem(RUNNING_KEY, search_id)
+        return True
+
+    async def end(self, search_id: str, reason: str, message: str, *, refund: bool = True) -> bool:
+        """End the search with an `error` event and give its unit back: once, whoever calls first."""
+        if not await self.redis.set(ended_key(search_id), reason, nx=True, ex=self.ttl_s):
+            return False
+        if refund:
+            await self.refund(search_id, reason)
+        await self.emit(search_id, "error", ErrorEvent(reason=reason, error=message))
+        await self.redis.zrem(RUNNING_KEY, search_id)
+        return True
+
+    async def refund(self, search_id: str, reason: str) -> None:
+        """Queue the refund of what the search charged (the flusher applies it once per search id)."""
+        raw = await self.redis.hget(meta_key(search_id), "charge")  # type: ignore[misc]
+        charge = msgspec.json.decode(raw, type=Charge | None) if raw else None
+        if charge is None or not charge.subject:
+            return
+        request = RefundRequest(search_id=search_id, charge=charge, reason=reason)
+        await self.redis.xadd(REFUND_STREAM, {"data": _encoder.encode(request)}, maxlen=100_000, approximate=True)
+
+    # --- both: the sweep ----------------------------------------------------------------------------
+    async def sweep(self) -> int:
+        """End every running search whose worker stopped sending heartbeats; returns how many."""
+        now_ms = int(time.time() * 1000)
+        ended = 0
+        for raw in await self.redis.zrange(RUNNING_KEY, 0, 999):
+            search_id = _text(raw)
+            worker = await self.redis.hget(meta_key(search_id), "worker")  # type: ignore[misc]
+            if worker is None:
+                await self.redis.zrem(RUNNING_KEY, search_id)  # expired meta: nothing left to end
+                continue
+            beat = await self.redis.zscore(WORKERS_KEY, worker)
+            if beat is None or beat < now_ms - WORKER_DEAD_AFTER_MS:
+                ended += await self.end(search_id, "worker_lost", "The search worker stopped; try again.")
+        return ended

@@ -1,0 +1,29 @@
+// The code step for new accounts and for unverified sign-ins: enter the code, or send a new one.
+import { $, api, errorText, goOn, say, whoAmI } from "/static/app.js";
+
+const message = $("message");
+$("verify-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const code = $("code").value.trim();
+  if (!/^\d{6}$/.test(code)) { say(message, "The code is the 6 digits in the email we sent."); $("code").focus(); return; }
+  const result = await api("POST", "/api/auth/verify", { email: $("email").value.trim(), code });
+  if (!result.ok) { say(message, errorText(result), "bad"); $("code").select(); return; }
+  sessionStorage.removeItem("sf_verify_email");
+  const after = await api("GET", "/api/me");
+  if (after.status === 401) { location.assign("/login?why=verified"); return; }
+  sessionStorage.setItem("sf_welcome", "1");
+  goOn("/search");
+});
+
+$("resend").addEventListener("click", async () => {
+  const result = await api("POST", "/api/auth/resend-code", { email: $("email").value.trim() });
+  say(message, result.ok ? `A new code is on its way to ${$("email").value.trim()}.` : errorText(result), result.ok ? "ok" : "notice");
+});
+
+const { user } = await whoAmI();
+const known = (user && user.email) || sessionStorage.getItem("sf_verify_email") || "";
+if (user && user.verified) goOn("/account"); // nothing to verify: carry on
+$("email").value = known;
+$("sent-to").textContent = known || "your address";
+$("email-label").hidden = !!known;
+(known ? $("code") : $("email")).focus();
