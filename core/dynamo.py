@@ -1,8 +1,11 @@
-"""A thin async DynamoDB table helper over aioboto3's low-level client, with type marshalling."""
+"""A thin async DynamoDB helper over aioboto3's low-level client: type marshalling, queries that page
+through every result (a bare Query stops silently at 1 MB), and table creation."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -52,16 +55,31 @@ def values(**named: Any) -> dict[str, Any]:
     return {f":{k}": _serializer.serialize(_decimals(v)) for k, v in named.items()}
 
 
-async def query_all(client: Any, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
-    """Every item a query matches, page by page: a bare query stops silently at 1 MB."""
+async def query_all(client: Any, *, page_size: int | None = None, **request: Any) -> list[dict[str, Any]]:
+    """Every item a Query matches, as plain values, following LastEvaluatedKey page by page.
+
+    A single Query returns at most 1 MB (before any FilterExpression), so reading only its first
+    page drops items without an error. `page_size` sets Limit per page (tests use it to force pages).
+    """
+    items: list[dict[str, Any]] = []
+    async for page in query_pages(client, page_size=page_size, **request):
+        items.extend(page)
+    return items
+
+
+async def query_pages(
+    client: Any, *, page_size: int | None = None, **request: Any
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The pages of a Query, each a list of plain items, until DynamoDB says there are no more."""
+    if page_size:
+        request["Limit"] = page_size
     while True:
-        response = await client.query(**kwargs)
-        for item in response.get("Items", []):
-            yield item
+        response = await client.query(**request)
+        yield [from_item(item) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         if not last:
             return
-        kwargs["ExclusiveStartKey"] = last
+        request["ExclusiveStartKey"] = last
 
 
 @dataclass(frozen=True)
@@ -89,8 +107,67 @@ async def create_dynamodb_client(settings: Settings) -> AsyncIterator[Any]:
         yield client
 
 
+def _key_schema(hash_key: str, range_key: str | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+    if range_key:
+        schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+    return schema
+
+
+def _index(name: str, hash_key: str, range_key: str | None) -> dict[str, Any]:
+    return {"IndexName": name, "KeySchema": _key_schema(hash_key, range_key), "Projection": {"ProjectionType": "ALL"}}
+
+
+def _attributes(keys: set[str | None]) -> list[dict[str, str]]:
+    return [{"AttributeName": a, "AttributeType": "S"} for a in sorted(k for k in keys if k)]
+
+
+async def _create_table(client: Any, spec: TableSpec) -> None:
+    keys: set[str | None] = {spec.hash_key, spec.range_key}
+    for _, hash_key, range_key in spec.indexes:
+        keys.update((hash_key, range_key))
+    kwargs: dict[str, Any] = {
+        "TableName": spec.name,
+        "KeySchema": _key_schema(spec.hash_key, spec.range_key),
+        "AttributeDefinitions": _attributes(keys),
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if spec.indexes:
+        kwargs["GlobalSecondaryIndexes"] = [_index(*index) for index in spec.indexes]
+    await client.create_table(**kwargs)
+    if spec.ttl_attribute:
+        await client.update_time_to_live(
+            TableName=spec.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+        )
+
+
+async def _add_missing_indexes(client: Any, spec: TableSpec, wait_s: float = 600.0) -> list[str]:
+    """Indexes added to a table after it was created; DynamoDB builds one at a time, so wait for each."""
+    added = []
+    for name, hash_key, range_key in spec.indexes:
+        table = (await client.describe_table(TableName=spec.name))["Table"]
+        if name in {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}:
+            continue
+        await client.update_table(
+            TableName=spec.name,
+            AttributeDefinitions=_attributes({hash_key, range_key}),
+            GlobalSecondaryIndexUpdates=[{"Create": _index(name, hash_key, range_key)}],
+        )
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            table = (await client.describe_table(TableName=spec.name))["Table"]
+            status = {i["IndexName"]: i.get("IndexStatus") for i in table.get("GlobalSecondaryIndexes", [])}
+            if status.get(name, "ACTIVE") == "ACTIVE":
+                break
+            await asyncio.sleep(2)
+        added.append(f"{spec.name}:{name}")
+    return added
+
+
 async def ensure_tables(client: Any, specs: list[TableSpec]) -> list[str]:
-    """Create the tables that do not exist yet (on-demand billing); returns the names created."""
+    """Create the tables that do not exist yet (on-demand billing) and add indexes that a newer version
+    declares to tables that do; returns the names of what was created."""
     existing: set[str] = set()
     paginator = client.get_paginator("list_tables")
     async for page in paginator.paginate():
@@ -98,61 +175,8 @@ async def ensure_tables(client: Any, specs: list[TableSpec]) -> list[str]:
     created = []
     for spec in specs:
         if spec.name in existing:
-            await _add_missing_indexes(client, spec)
-            continue
-        attributes = {spec.hash_key}
-        schema = [{"AttributeName": spec.hash_key, "KeyType": "HASH"}]
-        if spec.range_key:
-            attributes.add(spec.range_key)
-            schema.append({"AttributeName": spec.range_key, "KeyType": "RANGE"})
-        gsis = []
-        for index_name, hash_key, range_key in spec.indexes:
-            attributes.add(hash_key)
-            key_schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
-            if range_key:
-                attributes.add(range_key)
-                key_schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
-            gsis.append({"IndexName": index_name, "KeySchema": key_schema, "Projection": {"ProjectionType": "ALL"}})
-        kwargs: dict[str, Any] = {
-            "TableName": spec.name,
-            "KeySchema": schema,
-            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-        if gsis:
-            kwargs["GlobalSecondaryIndexes"] = gsis
-        await client.create_table(**kwargs)
-        if spec.ttl_attribute:
-            await client.update_time_to_live(
-                TableName=spec.name,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
-            )
-        created.append(spec.name)
+            created.extend(await _add_missing_indexes(client, spec))
+        else:
+            await _create_table(client, spec)
+            created.append(spec.name)
     return created
-
-
-async def _add_missing_indexes(client: Any, spec: TableSpec) -> None:
-    """An index added to a spec after its table was made (e.g. the seed tables' token-index) is created
-    on the running table; DynamoDB builds it in the background."""
-    description = (await client.describe_table(TableName=spec.name))["Table"]
-    have = {i["IndexName"] for i in description.get("GlobalSecondaryIndexes", [])}
-    for index_name, hash_key, range_key in spec.indexes:
-        if index_name in have:
-            continue
-        key_schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
-        attributes = [{"AttributeName": hash_key, "AttributeType": "S"}]
-        if range_key:
-            key_schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
-            attributes.append({"AttributeName": range_key, "AttributeType": "S"})
-        create: dict[str, Any] = {
-            "IndexName": index_name,
-            "KeySchema": key_schema,
-            "Projection": {"ProjectionType": "ALL"},
-        }
-        if description.get("BillingModeSummary", {}).get("BillingMode") != "PAY_PER_REQUEST":
-            create["ProvisionedThroughput"] = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
-        await client.update_table(
-            TableName=spec.name,
-            AttributeDefinitions=attributes,
-            GlobalSecondaryIndexUpdates=[{"Create": create}],
-        )

@@ -32,6 +32,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dynamodb_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     table_prefix: str = "marketplace-"
+    dynamodb_page_size: Annotated[int, Meta(ge=0, le=1000)] = 0  # Limit per Query page; 0 = up to 1 MB a page
     # Full names for some tables, e.g. the old deployment's
     # "user-solution-entitlements=marketplace-user-solution-entitlements-prod,users=marketplace-users-prod".
     table_names: str = ""
@@ -110,6 +111,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = False
+    mail_retry_base_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0  # first retry of a failed send; doubles
 
     seller_name: str = "Solution Finder Technologies Pvt Ltd"
     seller_address: str = "Baner Road, Pune, Maharashtra 411045, India"

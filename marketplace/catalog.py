@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from core.dynamo import from_item, to_item, values
+from core.dynamo import from_item, query_all, to_item, values
 from core.errors import ConflictError, ForbiddenError, NotFoundError
 from core.settings import Settings
 
@@ -87,21 +87,15 @@ class CatalogStore:
 
     async def by_status(self, status: str) -> list[Solution]:
         """Every solution in one status, all pages of the index (a query stops at 1 MB otherwise)."""
-        found: list[Solution] = []
-        start: dict[str, Any] | None = None
-        while True:
-            response = await self.client.query(
-                TableName=self.table,
-                IndexName="status-index",
-                KeyConditionExpression="#s = :a",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values(a=status),
-                **({"ExclusiveStartKey": start} if start else {}),
-            )
-            found.extend(msgspec.convert(from_item(i), Solution) for i in response.get("Items", []))
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                return found
+        items = await query_all(
+            self.client,
+            TableName=self.table,
+            IndexName="status-index",
+            KeyConditionExpression="#s = :a",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values(a=status),
+        )
+        return [msgspec.convert(i, Solution) for i in items]
 
     async def active(self) -> list[Solution]:
         return await self.by_status("active")

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -88,9 +88,12 @@ def _usage(data: dict[str, Any]) -> dict[str, int]:
 
 
 def _parse(item: dict[str, Any], user_id: str, limit: int, canonical: str) -> Entitlement:
+    return _parse_plain(from_item(item), user_id, limit, canonical)
+
+
+def _parse_plain(data: dict[str, Any], user_id: str, limit: int, canonical: str) -> Entitlement:
     """Both seed formats, read as the seed validator read them: `tier || access_tier || accessTier`;
     `proUntil` (epoch s) or `pro_expires_at` (ISO) for the end of Pro."""
-    data = from_item(item)
     tier = str(data.get("tier") or data.get("access_tier") or data.get("accessTier") or "registered")
     pro_until = int(data.get("proUntil") or 0) or iso_to_epoch(str(data.get("pro_expires_at") or ""))
     return Entitlement(
@@ -225,15 +228,14 @@ class EntitlementStore:
     async def list_for(self, user_id: str, email: str) -> list[Entitlement]:
         found: dict[str, Entitlement] = {}
         for pk in (f"user#{email}", f"user#{user_id}"):
-            async for item in query_all(
+            for data in await query_all(
                 self.dynamodb,
                 TableName=self.table,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
                 ExpressionAttributeValues={":pk": {"S": pk}, ":s": {"S": "solution#"}},
             ):
-                name = str(from_item(item)["sk"]).removeprefix("solution#")
-                canonical = self.settings.canonical_solution(name)
-                entitlement = await self._first_sight(_parse(item, user_id, self.limit_for(canonical), canonical))
+                canonical = self.settings.canonical_solution(str(data["sk"]).removeprefix("solution#"))
+                entitlement = await self._first_sight(_parse_plain(data, user_id, self.limit_for(canonical), canonical))
                 if entitlement.active:
                     found[canonical] = entitlement
         return list(found.values())
@@ -297,6 +299,143 @@ class EntitlementStore:
         entitlement = await self.get(user_id, "", solution_id)
         assert entitlement is not None
         return entitlement
+
+
+DAY_S = 86400
+
+
+@dataclass(frozen=True)
+class ProPass:
+    """One paid Pro period, keyed by the merchant order that paid for it."""
+
+    order_id: str
+    days: int
+    paid_at: int  # epoch s
+    start: int
+    until: int
+    state: str = "active"  # active | refunded
+
+
+@dataclass(frozen=True)
+class ProLedger:
+    """The paid periods of one (user, solution): proUntil is derived from it, never edited on its own.
+
+    A refund replays the ledger without its pass: every later pass moves back by the refunded pass's
+    length, but never to before it was paid for; the other passes keep their days.
+    """
+
+    user_id: str
+    solution_id: str
+    version: int = 0  # 0: no ledger written yet (no row, or a row from before the ledger)
+    base_until: int = 0  # Pro time the row had before its first ledgered pass (seeded or migrated rows)
+    passes: tuple[ProPass, ...] = ()
+
+    @property
+    def pro_until(self) -> int:
+        return max([self.base_until, *(p.until for p in self.passes if p.state == "active")])
+
+    @property
+    def tier(self) -> str:
+        return "pro" if self.pro_until > 0 else "registered"
+
+    def find(self, order_id: str) -> ProPass | None:
+        return next((p for p in self.passes if p.order_id == order_id), None)
+
+    def grant(self, order_id: str, days: int, now: int) -> ProLedger:
+        """The ledger with one more pass, starting when the current Pro time ends (or now); idempotent."""
+        if self.find(order_id) is not None:
+            return self
+        start = max(now, self.pro_until)
+        added = ProPass(order_id, days, now, start, start + days * DAY_S)
+        return replace(self, version=self.version + 1, passes=(*self.passes, added))
+
+    def refund(self, order_id: str, days: int) -> ProLedger:
+        """The ledger without that order's period. An order from before the ledger comes off base_until."""
+        refunded = self.find(order_id)
+        if refunded is not None and refunded.state == "refunded":
+            return self
+        if refunded is None:
+            return replace(self, version=self.version + 1, base_until=max(0, self.base_until - days * DAY_S))
+        previous = self.base_until
+        passes = []
+        for item in sorted(self.passes, key=lambda p: (p.start, p.order_id)):
+            if item.order_id == order_id:
+                passes.append(replace(item, state="refunded"))
+            elif item.state == "active":
+                start = max(item.paid_at, previous)
+                item = replace(item, start=start, until=start + item.days * DAY_S)
+                previous = item.until
+                passes.append(item)
+            else:
+                passes.append(item)
+        return replace(self, version=self.version + 1, passes=tuple(passes))
+
+
+def _ledger_from_item(user_id: str, solution_id: str, data: dict[str, Any] | None) -> ProLedger:
+    if data is None:
+        return ProLedger(user_id, solution_id)
+    if "ledgerVersion" not in data:
+        legacy = int(data.get("proUntil", 0)) if data.get("accessTier") == "pro" else 0
+        return ProLedger(user_id, solution_id, base_until=legacy)
+    passes = tuple(
+        ProPass(order_id, int(p["days"]), int(p["paid_at"]), int(p["start"]), int(p["until"]), str(p["state"]))
+        for order_id, p in (data.get("passes") or {}).items()
+    )
+    return ProLedger(user_id, solution_id, int(data["ledgerVersion"]), int(data.get("proBaseUntil", 0)), passes)
+
+
+class ProPasses:
+    """Owns Pro time: reads a ledger and builds the conditional write that replaces it, for callers
+    (payments) to put into their own DynamoDB transaction beside their own state change."""
+
+    def __init__(self, dynamodb: Any, settings: Settings) -> None:
+        self.dynamodb = dynamodb
+        self.table = settings.table("user-solution-entitlements")
+
+    def _key(self, user_id: str, solution_id: str) -> dict[str, Any]:
+        return {"pk": {"S": f"user#{user_id}"}, "sk": {"S": f"solution#{solution_id}"}}
+
+    async def ledger(self, user_id: str, solution_id: str) -> ProLedger:
+        response = await self.dynamodb.get_item(
+            TableName=self.table, Key=self._key(user_id, solution_id), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return _ledger_from_item(user_id, solution_id, from_item(item) if item else None)
+
+    def write_item(self, before: ProLedger, after: ProLedger) -> dict[str, Any]:
+        """A TransactWriteItems entry: the new ledger and the tier it implies, only if nobody else
+        changed the ledger since `before` was read (optimistic concurrency on ledgerVersion)."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        passes = {
+            p.order_id: {"days": p.days, "paid_at": p.paid_at, "start": p.start, "until": p.until, "state": p.state}
+            for p in after.passes
+        }
+        named = {
+            ":tier": after.tier,
+            ":until": after.pro_until,
+            ":passes": passes,
+            ":version": after.version,
+            ":base": after.base_until,
+            ":active": "active",
+            ":now": now,
+        }
+        condition = "attribute_not_exists(ledgerVersion)"
+        if before.version:
+            condition, named[":before"] = "ledgerVersion = :before", before.version
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": self._key(after.user_id, after.solution_id),
+                "UpdateExpression": (
+                    "SET accessTier = :tier, proUntil = :until, passes = :passes, ledgerVersion = :version, "
+                    "proBaseUntil = :base, #st = if_not_exists(#st, :active), updatedAt = :now, "
+                    "createdAt = if_not_exists(createdAt, :now)"
+                ),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": to_item(named),
+            }
+        }
 
 
 def _cache_record(entitlement: Entitlement) -> dict[str, Any]:

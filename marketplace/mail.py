@@ -1,17 +1,21 @@
-"""Outgoing mail behind one interface (dev mailbox, SMTP via aiosmtplib, SES via aioboto3), and an outbox
-that sends each event's message at most once, however often a webhook repeats or a worker retries."""
+"""Outgoing mail behind one interface (dev mailbox, SMTP via aiosmtplib, SES via aioboto3), and a durable
+outbox that sends each event's message once, however often a webhook repeats or a worker retries, and
+retries a failed send later instead of losing it."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
+from boto3.dynamodb.types import Binary
 
+from core.dynamo import from_item, query_all, to_item, values
 from core.settings import Settings
 
 log = logging.getLogger("mail")
@@ -110,45 +114,188 @@ def create_mailer(settings: Settings) -> Mailer:
     return DevMailbox(settings.mail_dir)
 
 
+AttachmentRenderer = Callable[[str], Awaitable[Attachment]]
+LEASE_S = 120  # a claimed send that has not finished by then is due again (its sender died)
+MAX_BACKOFF_S = 3600.0
+
+
 class Outbox:
-    """At most one message per event key: the key is claimed in DynamoDB before anything is sent."""
+    """Durable outgoing mail: each event key is claimed once in DynamoDB, then delivered, retried with
+    backoff until it is sent (never dropped), and marked sent so it is never sent again.
+
+    A row is `pending` (in the due-index, by due_at) until a sender claims it (`sending`, due again
+    after a lease) and finishes it: `sent`, or back to `pending` later. Attachments can be named by
+    reference ("invoice:<order id>") and are made at delivery by a registered renderer, so a message is
+    queued even when its PDF cannot be rendered yet. Only a sender that dies between the mail server's
+    acceptance and its own `sent` write can send a message twice.
+    """
 
     def __init__(self, dynamodb: Any, settings: Settings, mailer: Mailer) -> None:
         self.dynamodb = dynamodb
         self.table = settings.table("outbox")
         self.mailer = mailer
+        self.retry_base_s = settings.mail_retry_base_s
+        self.page_size = settings.dynamodb_page_size or None
+        self.renderers: dict[str, AttachmentRenderer] = {}
+
+    def register(self, kind: str, renderer: AttachmentRenderer) -> None:
+        """Attachments named "<kind>:<ref>" are made by `renderer(ref)` when the message goes out."""
+        self.renderers[kind] = renderer
 
     async def send_once(
-        self, key: str, to: str, subject: str, text: str, attachments: list[Attachment] | None = None
+        self,
+        key: str,
+        to: str,
+        subject: str,
+        text: str,
+        attachments: list[Attachment] | None = None,
+        *,
+        attach: list[str] | None = None,
+        deliver_now: bool = True,
     ) -> bool:
-        item_key = {"message_key": {"S": key}}
+        """Queue this event's message (once per key) and, unless told not to, try to deliver it now.
+        True if this call queued it; a failed delivery stays queued for `deliver_due`, it does not raise."""
+        if not await self.enqueue(key, to, subject, text, attachments, attach=attach):
+            return False  # this event's message went out already (or is queued)
+        if not deliver_now:
+            return True
+        try:
+            await self.deliver(key)
+        except Exception as exc:  # queued: the poller retries it
+            log.warning("sending %s failed (%s); queued for retry", key.split(":", 1)[0], type(exc).__name__)
+        return True
+
+    async def enqueue(
+        self,
+        key: str,
+        to: str,
+        subject: str,
+        text: str,
+        attachments: list[Attachment] | None = None,
+        *,
+        attach: list[str] | None = None,
+    ) -> bool:
+        now = time.time()
+        row = {
+            "message_key": key,
+            "state": "pending",
+            "queue": "pending",
+            "due_at": _due(now),
+            "to": to,
+            "subject": subject,
+            "text": text,
+            "attach": attach or None,
+            "inline": [msgspec.to_builtins(a, builtin_types=(bytes,)) for a in attachments or []] or None,
+            "attempts": 0,
+            "created_at": int(now),
+            "expires_at": int(now) + 400 * 86400,
+        }
         try:
             await self.dynamodb.put_item(
-                TableName=self.table,
-                ConditionExpression="attribute_not_exists(message_key)",
-                Item={
-                    **item_key,
-                    "state": {"S": "sending"},
-                    "to": {"S": to},
-                    "subject": {"S": subject},
-                    "created_at": {"N": str(int(time.time()))},
-                    "expires_at": {"N": str(int(time.time()) + 400 * 86400)},
-                },
+                TableName=self.table, Item=to_item(row), ConditionExpression="attribute_not_exists(message_key)"
             )
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
-            return False  # this event's message went out already (or is going out now)
-        try:
-            await self.mailer.send(to, subject, text, attachments)
-        except Exception:
-            # Nothing left: release the claim so a later retry of the same event can send it.
-            await self.dynamodb.delete_item(TableName=self.table, Key=item_key)
-            log.exception("sending %s failed", key.split(":", 1)[0])
-            raise
-        await self.dynamodb.update_item(
-            TableName=self.table,
-            Key=item_key,
-            UpdateExpression="SET #s = :sent",
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":sent": {"S": "sent"}},
-        )
+            return False
         return True
+
+    async def _claim(self, key: str, now: float) -> dict[str, Any] | None:
+        try:
+            response = await self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"message_key": {"S": key}},
+                UpdateExpression="SET #s = :sending, due_at = :lease, attempts = attempts + :one",
+                ConditionExpression="#q = :pending AND due_at <= :now",
+                ExpressionAttributeNames={"#s": "state", "#q": "queue"},
+                ExpressionAttributeValues=values(
+                    sending="sending", lease=_due(now + LEASE_S), one=1, pending="pending", now=_due(now)
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return None  # sent, not due yet, or another sender holds it
+        return from_item(response["Attributes"])
+
+    async def _attachments(self, row: dict[str, Any]) -> list[Attachment]:
+        found = [
+            Attachment(filename=a["filename"], content_type=a["content_type"], data=_bytes(a["data"]))
+            for a in row.get("inline") or []
+        ]
+        for name in row.get("attach") or []:
+            kind, _, ref = str(name).partition(":")
+            if kind not in self.renderers:
+                raise LookupError(f"no renderer for {kind} attachments in this process")
+            found.append(await self.renderers[kind](ref))
+        return found
+
+    async def deliver(self, key: str) -> bool:
+        """Send one due message; True if it went out now. A failure reschedules it and re-raises."""
+        now = time.time()
+        row = await self._claim(key, now)
+        if row is None:
+            return False
+        attempts = int(row["attempts"])
+        try:
+            await self.mailer.send(row["to"], row["subject"], row["text"], await self._attachments(row))
+        except Exception as exc:
+            backoff = min(MAX_BACKOFF_S, self.retry_base_s * 2 ** (attempts - 1))
+            await self._finish(
+                key, attempts, "SET #s = :pending, due_at = :due, last_error = :error", now + backoff, exc
+            )
+            raise
+        await self._finish(key, attempts, "SET #s = :sent, sent_at = :t REMOVE #q, due_at", now, None)
+        return True
+
+    async def _finish(self, key: str, attempts: int, update: str, when: float, error: Exception | None) -> None:
+        named: dict[str, Any] = {"mine": attempts}
+        if error is None:
+            named.update(sent="sent", t=int(when))
+        else:
+            named.update(pending="pending", due=_due(when), error=f"{type(error).__name__}: {error}"[:300])
+        try:
+            await self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"message_key": {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression="attempts = :mine",  # our claim, not a later one after our lease ran out
+                ExpressionAttributeNames={"#s": "state", **({"#q": "queue"} if error is None else {})},
+                ExpressionAttributeValues=values(**named),
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            log.warning("outbox %s: claim lost before it finished", key.split(":", 1)[0])
+
+    async def due(self, now: float | None = None) -> list[str]:
+        """Keys of the messages waiting to be sent whose time has come, oldest first."""
+        items = await query_all(
+            self.dynamodb,
+            page_size=self.page_size,
+            TableName=self.table,
+            IndexName="due-index",
+            KeyConditionExpression="#q = :pending AND due_at <= :now",
+            ExpressionAttributeNames={"#q": "queue"},
+            ExpressionAttributeValues=values(pending="pending", now=_due(time.time() if now is None else now)),
+        )
+        return [str(i["message_key"]) for i in items]
+
+    async def deliver_due(self) -> int:
+        """Send every due message once (the payment poller calls this each round); returns how many went."""
+        sent = 0
+        for key in await self.due():
+            try:
+                sent += await self.deliver(key)
+            except Exception as exc:
+                log.warning("retrying %s failed (%s); later again", key.split(":", 1)[0], type(exc).__name__)
+        return sent
+
+    async def state(self, key: str) -> dict[str, Any] | None:
+        response = await self.dynamodb.get_item(
+            TableName=self.table, Key={"message_key": {"S": key}}, ConsistentRead=True
+        )
+        return from_item(response["Item"]) if "Item" in response else None
+
+
+def _due(epoch_s: float) -> str:
+    return f"{int(epoch_s * 1000):013d}"
+
+
+def _bytes(value: Any) -> bytes:
+    return bytes(value.value) if isinstance(value, Binary) else bytes(value)

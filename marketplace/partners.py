@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from core.dynamo import from_item, to_item, values
+from core.dynamo import from_item, query_all, to_item, values
 from core.errors import ConflictError, NotFoundError
 from core.settings import Settings
 
@@ -67,24 +67,26 @@ class PartnerStore:
         return application
 
     async def for_user(self, user_id: str) -> list[Application]:
-        response = await self.dynamodb.query(
+        items = await query_all(
+            self.dynamodb,
             TableName=self.table,
             IndexName="user-index",
             KeyConditionExpression="user_id = :u",
             ExpressionAttributeValues=values(u=user_id),
             ScanIndexForward=False,
         )
-        return [msgspec.convert(from_item(i), Application) for i in response.get("Items", [])]
+        return [msgspec.convert(i, Application) for i in items]
 
     async def by_status(self, status: str) -> list[Application]:
-        response = await self.dynamodb.query(
+        items = await query_all(
+            self.dynamodb,
             TableName=self.table,
             IndexName="status-index",
             KeyConditionExpression="#s = :s",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=values(s=status),
         )
-        return [msgspec.convert(from_item(i), Application) for i in response.get("Items", [])]
+        return [msgspec.convert(i, Application) for i in items]
 
     async def decide(self, application_id: str, status: str, admin_id: str, reason: str = "") -> Application:
         """Move a pending application to approved or rejected, once, releasing the applicant's lock."""

@@ -30,7 +30,12 @@ def table_specs(settings: Settings) -> list[TableSpec]:
         ),
         TableSpec(t("tokens"), "token_hash", indexes=(("user-index", "user_id", "created_at"),)),
         TableSpec(t("usage"), "subject", "period"),
-        TableSpec(t("outbox"), "message_key", ttl_attribute="expires_at"),
+        TableSpec(
+            t("outbox"),
+            "message_key",
+            indexes=(("due-index", "queue", "due_at"),),  # sparse: only messages not sent yet
+            ttl_attribute="expires_at",
+        ),
         TableSpec(t("counters"), "name"),
         TableSpec(t("subscription-history"), "user_id", "event_key", indexes=(("event-index", "event", "event_key"),)),
     ]

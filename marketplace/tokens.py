@@ -335,14 +335,13 @@ class TokenService:
 
     async def records(self, user_id: str) -> list[TokenRecord]:
         records = []
-        async for item in query_all(
+        for data in await query_all(
             self.dynamodb,
             TableName=self.table,
             IndexName="user-index",
             KeyConditionExpression="user_id = :u",
             ExpressionAttributeValues=values(u=user_id),
         ):
-            data = from_item(item)
             records.append(
                 TokenRecord(
                     token_hash=str(data["token_hash"]),

@@ -2,7 +2,7 @@
 
 Definitions:
 - revenue: completed payments, net of refunded ones, by UTC day and month of completion;
-- active Pro: users whose latest unrefunded pass ends in the future;
+- active Pro: users whose latest unrefunded pass ends in the future (after refunds, by the Pro ledger);
 - MRR: the active passes' prices, each scaled to 30 days;
 - ARPU: net revenue of the last 30 days divided by the users who paid in them;
 - funnel over the window: distinct anonymous visitors → sign-ups → users who bought Pro.
@@ -19,8 +19,9 @@ from redis.asyncio import Redis
 
 from core import stats
 from core.settings import Settings
+from marketplace.entitlements import ProPasses
 from marketplace.history import History
-from payments.checkout import TransactionStore
+from payments.checkout import TransactionStore, latest_passes
 
 DAY_S = 86400
 
@@ -54,20 +55,15 @@ async def compute(
 ) -> Analytics:
     now = time.time() if now is None else now
     since = now - days * DAY_S
-    payments = [
-        t for t in await TransactionStore(dynamodb, settings).by_state("COMPLETED") if t.refund_state != "COMPLETED"
-    ]
+    completed = await TransactionStore(dynamodb, settings).by_state("COMPLETED")
+    payments = [t for t in completed if t.refund_state != "COMPLETED"]
     by_day: dict[str, int] = defaultdict(int)
     by_month: dict[str, int] = defaultdict(int)
     for t in payments:
         by_day[stats.day(t.completed_at)] += t.amount_paise
         by_month[stats.day(t.completed_at)[:7]] += t.amount_paise
-    latest: dict[tuple[str, str], Any] = {}
-    for t in payments:
-        key = (t.user_id, t.solution_id)
-        if key not in latest or t.pro_until > latest[key].pro_until:
-            latest[key] = t
-    active = [t for t in latest.values() if t.pro_until > now]
+    latest = await latest_passes(ProPasses(dynamodb, settings), completed)
+    active = [t for t, until in latest.values() if until > now]
     mrr = sum(round(t.amount_paise * 30 / settings.pro_period_days) for t in active)
     recent = [t for t in payments if t.completed_at >= since]
     payers = {t.user_id for t in recent}
@@ -79,13 +75,7 @@ async def compute(
     signups_by_day = dict(sorted(Counter(stats.day(e.at_ms / 1000) for e in signups).items()))
 
     day_list = [stats.day(now - n * DAY_S) for n in range(days)]
-    tiers = ("anonymous", "registered", "pro")
-    counts = await redis.mget([stats.searches_key(d, tier) for d in day_list for tier in tiers])
-    searches: dict[str, dict[str, int]] = {}
-    for i, d in enumerate(day_list):
-        row = {tier: int(counts[i * len(tiers) + j] or 0) for j, tier in enumerate(tiers)}
-        if any(row.values()):
-            searches[d] = row
+    searches = await _searches(redis, day_list)
     visitors = int(await redis.pfcount(*[stats.anonymous_visitors_key(d) for d in day_list]))
     entries = await redis.xrevrange(stats.NO_MATCH_STREAM, count=stats.NO_MATCH_MAXLEN)
     questions = Counter(
@@ -105,6 +95,17 @@ async def compute(
         searches_by_day=dict(sorted(searches.items())),
         no_match=[NoMatch(query=q, count=n) for q, n in questions.most_common(100)],
     )
+
+
+async def _searches(redis: Redis, day_list: list[str]) -> dict[str, dict[str, int]]:
+    tiers = ("anonymous", "registered", "pro")
+    counts = await redis.mget([stats.searches_key(d, tier) for d in day_list for tier in tiers])
+    searches: dict[str, dict[str, int]] = {}
+    for i, d in enumerate(day_list):
+        row = {tier: int(counts[i * len(tiers) + j] or 0) for j, tier in enumerate(tiers)}
+        if any(row.values()):
+            searches[d] = row
+    return searches
 
 
 def to_csv(analytics: Analytics, table: str) -> str:

@@ -1,12 +1,29 @@
 """GST tax invoices: one per completed payment, numbered INV/<financial year>/<NNNN> from an atomic
-per-year counter in DynamoDB (no gaps, no duplicates), rendered to PDF, stored locally or in S3."""
+per-year counter in DynamoDB (no gaps, no duplicates), rendered to PDF, stored locally or in S3.
+
+PDFs are set in Noto Sans (Latin, Latin Extended, Greek, Cyrillic, Vietnamese) with Noto Sans Devanagari
+as fallback, both from their PyPI font packages, and shaped by HarfBuzz (uharfbuzz) so conjuncts and
+vowel signs come out right; a character no font has prints as "?" instead of failing the invoice.
+Rendering is CPU work and runs in a thread, never on the event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import importlib.metadata
+import logging
+import tempfile
+import threading
 import time
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fontpkg_noto_sans
+import fontpkg_noto_sans_devanagari
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from num2words import num2words
 
@@ -16,6 +33,81 @@ from payments.checkout import Transaction, TransactionStore
 from payments.gst import STATES, financial_year, split_tax
 
 SAC = "998315"
+log = logging.getLogger("payments")
+LATIN_FONT = fontpkg_noto_sans.ROOT / "files" / "NotoSans[wdth,wght].ttf"
+DEVANAGARI_FONT = fontpkg_noto_sans_devanagari.ROOT / "files" / "NotoSansDevanagari[wdth,wght].ttf"
+KEEP_FORMAT = {"\u200c", "\u200d"}  # zero-width (non-)joiners choose Devanagari forms
+
+
+@dataclass(frozen=True)
+class InvoiceFonts:
+    regular: Path  # the variable font's default instance is the regular weight
+    bold: Path
+    devanagari: Path
+    covered: frozenset[int]
+
+
+_fonts_lock = threading.Lock()
+
+
+def _bold_latin(regular: Path) -> Path:
+    """A static bold instance of the Latin ranges, made once per machine and version: instancing the
+    whole variable font takes seconds, these few hundred glyphs well under one."""
+    from fontTools import subset
+    from fontTools.varLib import instancer
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # it narrates every table at INFO
+    target = Path(tempfile.gettempdir()) / f"sf-fonts-noto-sans-{importlib.metadata.version('fontpkg-noto-sans')}"
+    path = target / "NotoSans-Bold-Latin.ttf"
+    if path.exists():
+        return path
+    with TTFont(regular) as font:
+        subsetter = subset.Subsetter(subset.Options(layout_features=["*"], name_IDs=["*"], notdef_outline=True))
+        subsetter.populate(unicodes=[*range(0x20, 0x250), 0x20B9, *range(0x2010, 0x2027)])
+        subsetter.subset(font)
+        bold = instancer.instantiateVariableFont(font, {"wght": 700, "wdth": 100})
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        bold.save(tmp)
+        tmp.replace(path)
+    return path
+
+
+@functools.cache
+def invoice_fonts() -> InvoiceFonts:
+    with _fonts_lock:
+        covered: set[int] = set()
+        for path in (LATIN_FONT, DEVANAGARI_FONT):
+            with TTFont(path, lazy=True) as font:
+                covered.update(font.getBestCmap())
+        return InvoiceFonts(LATIN_FONT, _bold_latin(LATIN_FONT), DEVANAGARI_FONT, frozenset(covered))
+
+
+def printable(text: str, covered: frozenset[int]) -> str:
+    """Text as the invoice can print it: NFC, control characters as spaces, unknown characters as '?'."""
+    out = []
+    for char in unicodedata.normalize("NFC", text):
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp") or (category == "Cf" and char not in KEEP_FORMAT):
+            out.append(" ")
+        elif char in KEEP_FORMAT or ord(char) in covered:
+            out.append(char)
+        else:
+            out.append("?")
+    return "".join(out)
+
+
+def create_pdf() -> FPDF:
+    """An FPDF with the invoice fonts ("Noto" regular and bold, Devanagari as fallback) and shaping on."""
+    fonts = invoice_fonts()
+    pdf = FPDF()
+    pdf.set_compression(False)
+    pdf.add_font("Noto", "", fonts.regular)
+    pdf.add_font("Noto", "B", fonts.bold)
+    pdf.add_font("NotoDevanagari", "", fonts.devanagari)
+    pdf.set_fallback_fonts(["Noto", "NotoDevanagari"], exact_match=False)
+    pdf.set_text_shaping(True)
+    return pdf
 
 
 class InvoiceIssuer:
@@ -74,98 +166,110 @@ class InvoiceIssuer:
         return Path(self.settings.invoice_dir) / (txn.invoice_no.replace("/", "_") + ".pdf")
 
     def render(self, txn: Transaction) -> bytes:
-        s = self.settings
-        tax = split_tax(
-            txn.amount_paise,
-            seller_state_code=s.seller_state_code,
-            buyer_country=txn.billing_country,
-            buyer_state_code=txn.billing_state_code or s.seller_state_code,
-            inclusive=s.prices_include_gst,
-        )
-        rupees = tax.total_paise // 100
-        paise = tax.total_paise % 100
-        words = (
-            f"Rupees {num2words(rupees, lang='en_IN').title()}"
-            + (f" and {num2words(paise, lang='en_IN').title()} Paise" if paise else "")
-            + " Only"
-        )
-
-        def money(value: int) -> str:
-            return f"Rs. {value / 100:,.2f}"
-
-        pdf = FPDF()
-        pdf.set_compression(False)
+        """The invoice as PDF bytes (CPU-bound: call it through asyncio.to_thread)."""
+        covered = invoice_fonts().covered
+        pdf = create_pdf()
         pdf.add_page()
-        pdf.set_font("Helvetica", "B", 16)
-        pdf.cell(0, 10, "TAX INVOICE", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", size=10)
+
+        def line(text: str, style: str = "", size: int = 10, height: float = 6) -> None:
+            pdf.set_font("Noto", style, size)
+            pdf.multi_cell(0, height, printable(text, covered), new_x="LMARGIN", new_y="NEXT")
+
+        self._header(txn, line)
+        self._buyer(txn, line, pdf)
+        self._lines(txn, pdf, line)
+        return bytes(pdf.output())
+
+    def _header(self, txn: Transaction, line: Any) -> None:
+        s = self.settings
+        line("TAX INVOICE", "B", 16, 10)
         seller_state = STATES.get(s.seller_state_code, ("", False))[0]
-        for line in (
+        for text in (
             s.seller_name,
             s.seller_address,
             f"GSTIN: {s.seller_gstin}  State: {seller_state} ({s.seller_state_code})",
             f"Invoice no: {txn.invoice_no}    Date: {time.strftime('%d %b %Y', time.gmtime(txn.completed_at))}",
             f"Order: {txn.merchant_order_id}",
         ):
-            pdf.cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+            line(text)
+
+    def _tax(self, txn: Transaction) -> Any:
+        s = self.settings
+        return split_tax(
+            txn.amount_paise,
+            seller_state_code=s.seller_state_code,
+            buyer_country=txn.billing_country,
+            buyer_state_code=txn.billing_state_code or s.seller_state_code,
+            inclusive=s.prices_include_gst,
+        )
+
+    def _buyer(self, txn: Transaction, line: Any, pdf: FPDF) -> None:
         pdf.ln(3)
-        pdf.set_font("Helvetica", "B", 10)
-        pdf.cell(0, 6, "Bill to", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", size=10)
+        line("Bill to", "B")
         buyer = [
             txn.billing_company or txn.buyer_name or txn.email,
+            txn.buyer_name if txn.billing_company and txn.buyer_name else "",
             txn.billing_address,
             f"{txn.billing_postal_code} {txn.billing_country}".strip(),
             f"GSTIN: {txn.billing_gstin}" if txn.billing_gstin else "",
-            f"Place of supply: {tax.place_of_supply}",
+            f"Place of supply: {self._tax(txn).place_of_supply}",
         ]
-        for line in filter(None, buyer):
-            pdf.cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+        for text in filter(None, buyer):
+            line(text)
         pdf.ln(3)
-        pdf.set_font("Helvetica", "B", 10)
+
+    def _lines(self, txn: Transaction, pdf: FPDF, line: Any) -> None:
+        s = self.settings
+        tax = self._tax(txn)
+        pdf.set_font("Noto", "B", 10)
         for header, width in (("Description", 90), ("SAC", 25), ("Qty", 15), ("Taxable value", 50)):
             pdf.cell(width, 7, header, border=1)
         pdf.ln()
-        pdf.set_font("Helvetica", size=10)
-        period = s.pro_period_days
+        pdf.set_font("Noto", "", 10)
+        days = txn.pro_days or s.pro_period_days
         for cell, width in (
-            (f"Solution Finder Pro, {period} days ({txn.solution_id})", 90),
+            (f"Solution Finder Pro, {days} days ({txn.solution_id})", 90),
             (SAC, 25),
             ("1", 15),
-            (money(tax.taxable_paise), 50),
+            (_money(tax.taxable_paise), 50),
         ):
             pdf.cell(width, 7, cell, border=1)
         pdf.ln()
         for tax_line in tax.lines:
             pdf.cell(130, 7, f"{tax_line.name} @ {tax_line.rate_basis_points / 100:g}%", border=1)
-            pdf.cell(50, 7, money(tax_line.amount_paise), border=1)
+            pdf.cell(50, 7, _money(tax_line.amount_paise), border=1)
             pdf.ln()
         if tax.export_under_lut:
             pdf.cell(180, 7, "Supply meant for export under LUT without payment of integrated tax (IGST 0%)", border=1)
             pdf.ln()
-        pdf.set_font("Helvetica", "B", 10)
+        pdf.set_font("Noto", "B", 10)
         pdf.cell(130, 7, "Total (incl. GST)" if s.prices_include_gst else "Total", border=1)
-        pdf.cell(50, 7, money(tax.total_paise), border=1)
+        pdf.cell(50, 7, _money(tax.total_paise), border=1)
         pdf.ln(10)
-        pdf.set_font("Helvetica", size=10)
-        pdf.multi_cell(0, 6, f"Amount in words: {words}")
+        line(f"Amount in words: {_words(tax.total_paise)}")
         pdf.ln(4)
-        pdf.set_font("Helvetica", "B", 28)
         pdf.set_text_color(0, 128, 0)
-        pdf.cell(0, 14, "PAID", new_x="LMARGIN", new_y="NEXT")
-        return bytes(pdf.output())
+        line("PAID", "B", 28, 14)
 
     async def pdf(self, txn: Transaction) -> bytes:
         """The stored PDF, rendered and saved on first use (locally, or in S3 when INVOICE_BUCKET is set)."""
         if self.settings.invoice_bucket:
             return await self._from_s3(txn)
+        return await asyncio.to_thread(self._local, txn)
+
+    def _local(self, txn: Transaction) -> bytes:
         path = self.path(txn)
-        if not path.exists():
+        if path.exists():
+            return path.read_bytes()
+        data = self.render(txn)
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(self.render(txn))
+            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
             tmp.replace(path)
-        return path.read_bytes()
+        except OSError as exc:  # the buyer still gets the invoice; keeping a copy is tried again next time
+            log.warning("invoice %s not stored: %s", txn.invoice_no, type(exc).__name__)
+        return data
 
     async def _from_s3(self, txn: Transaction) -> bytes:
         import aioboto3
@@ -176,8 +280,21 @@ class InvoiceIssuer:
                 response = await s3.get_object(Bucket=self.settings.invoice_bucket, Key=key)
                 return bytes(await response["Body"].read())
             except s3.exceptions.NoSuchKey:
-                data = self.render(txn)
+                data = await asyncio.to_thread(self.render, txn)
                 await s3.put_object(
                     Bucket=self.settings.invoice_bucket, Key=key, Body=data, ContentType="application/pdf"
                 )
                 return data
+
+
+def _money(value: int) -> str:
+    return f"Rs. {value / 100:,.2f}"
+
+
+def _words(total_paise: int) -> str:
+    rupees, paise = divmod(total_paise, 100)
+    return (
+        f"Rupees {num2words(rupees, lang='en_IN').title()}"
+        + (f" and {num2words(paise, lang='en_IN').title()} Paise" if paise else "")
+        + " Only"
+    )

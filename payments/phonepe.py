@@ -22,6 +22,11 @@ from core.errors import AppError
 class PhonePeError(AppError):
     reason = "payment_gateway_error"
 
+    @property
+    def status(self) -> int:
+        """PhonePe's HTTP status; 0 when it could not be reached (then nobody knows what it did)."""
+        return int(self.extra.get("status", 0))
+
 
 class PayResult(msgspec.Struct):
     orderId: str  # noqa: N815  (PhonePe's field names)
@@ -37,6 +42,7 @@ class OrderStatus(msgspec.Struct):
     expireAt: int = 0  # noqa: N815
     merchantOrderId: str = ""  # noqa: N815
     paymentDetails: list[dict[str, Any]] = []  # noqa: N815
+    errorCode: str = ""  # noqa: N815
 
 
 class RefundResult(msgspec.Struct):
@@ -107,7 +113,7 @@ class PhonePeClient:
                 code = str(response.json().get("code", ""))
             except ValueError:
                 pass
-            raise PhonePeError(f"PhonePe answered {response.status_code} {code}".strip())
+            raise PhonePeError(f"PhonePe answered {response.status_code} {code}".strip(), status=response.status_code)
         body: dict[str, Any] = response.json()
         return body
 

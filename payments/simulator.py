@@ -2,7 +2,10 @@
 endpoints for scripts and tests, and webhooks signed as PhonePe signs them. `python -m payments.simulator`.
 
 Misbehaviour for tests: POST /simulator/orders/{id}/complete?webhook=normal|duplicate|late|missing|out_of_order
-and ?amount_delta=-100 (the order then reports another amount than was asked for).
+and ?amount_delta=-100 (the order then reports another amount than was asked for);
+POST /simulator/orders/{id}/expire (its time runs out unpaid, as if the buyer walked away);
+POST /simulator/orders/{id}/refund-outcome?state=FAILED (how its next refund ends);
+GET /simulator/refunds (every refund call received, in order).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class Simulator:
     tokens: set[str] = field(default_factory=set)
     delivered: list[dict[str, Any]] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    refund_calls: list[dict[str, Any]] = field(default_factory=list)
+    refund_outcomes: dict[str, str] = field(default_factory=dict)  # merchant order id -> COMPLETED | FAILED
 
     def status_body(self, order: Order) -> dict[str, Any]:
         return {
@@ -202,16 +207,17 @@ async def _settle(request: Request[Any, Any, Any], merchant_order_id: str, state
     order.state = state
     if params.get("amount_delta"):
         order.reported_amount = order.amount + int(params["amount_delta"])
-    if state == "COMPLETED":
-        order.payment_details = [
-            {
-                "paymentMode": "UPI_INTENT",
-                "transactionId": f"OM{secrets.token_hex(6)}",
-                "timestamp": int(time.time() * 1000),
-                "amount": order.amount,
-                "state": state,
-            }
-        ]
+    # Both buttons are a payment attempt: PhonePe lists it under paymentDetails.
+    order.payment_details = [
+        {
+            "paymentMode": "UPI_INTENT",
+            "transactionId": f"OM{secrets.token_hex(6)}",
+            "timestamp": int(time.time() * 1000),
+            "amount": order.amount,
+            "state": state,
+            **({} if state == "COMPLETED" else {"errorCode": "PAYMENT_ERROR", "detailedErrorCode": "XC"}),
+        }
+    ]
     event = "checkout.order.completed" if state == "COMPLETED" else "checkout.order.failed"
     payload = sim.status_body(order)
     if webhook == "duplicate":
@@ -242,12 +248,48 @@ async def fail(merchant_order_id: str, request: Request[Any, Any, Any]) -> Respo
     return await _settle(request, merchant_order_id, "FAILED")
 
 
+@post("/simulator/orders/{merchant_order_id:str}/expire", status_code=200)
+async def expire(merchant_order_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
+    """The order's time runs out with nobody having paid: FAILED without attempts, and the webhook."""
+    sim = _sim(request)
+    order = sim.orders.get(merchant_order_id)
+    if order is None:
+        return _error(404, "ORDER_NOT_FOUND", "No such order")
+    order.expire_at_ms = int(time.time() * 1000) - 1
+    order.state = "FAILED"
+    if request.query_params.get("webhook", "normal") != "missing":
+        await sim.deliver("checkout.order.failed", sim.status_body(order))
+    return Response({"merchantOrderId": merchant_order_id, "state": order.state})
+
+
+@post("/simulator/orders/{merchant_order_id:str}/refund-outcome", status_code=200)
+async def refund_outcome(merchant_order_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
+    state = request.query_params.get("state", "COMPLETED")
+    if state not in ("COMPLETED", "FAILED"):
+        return _error(400, "BAD_REQUEST", "state is COMPLETED or FAILED")
+    _sim(request).refund_outcomes[merchant_order_id] = state
+    return Response({"merchantOrderId": merchant_order_id, "refundOutcome": state})
+
+
+@get("/simulator/refunds")
+async def refund_calls(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+    return _sim(request).refund_calls
+
+
 @post("/payments/v2/refund", status_code=200)
 async def refund(request: Request[Any, Any, Any]) -> Response[Any]:
     if not _authorised(request):
         return _error(401, "UNAUTHORIZED", "Invalid token")
     body = await request.json()
     sim = _sim(request)
+    sim.refund_calls.append(
+        {
+            "merchantRefundId": str(body.get("merchantRefundId", "")),
+            "originalMerchantOrderId": str(body.get("originalMerchantOrderId", "")),
+            "amount": body.get("amount"),
+            "at_ms": int(time.time() * 1000),
+        }
+    )
     order = sim.orders.get(str(body.get("originalMerchantOrderId", "")))
     if order is None or order.state != "COMPLETED":
         return _error(400, "INVALID_REFUND", "Only a completed order can be refunded")
@@ -260,17 +302,19 @@ async def refund(request: Request[Any, Any, Any]) -> Response[Any]:
     )
     sim.refunds[merchant_refund_id] = item
 
+    outcome = sim.refund_outcomes.pop(order.merchant_order_id, "COMPLETED")
+
     async def finish() -> None:
         await asyncio.sleep(0.3)
-        item.state = "COMPLETED"
+        item.state = outcome
         await sim.deliver(
-            "pg.refund.completed",
+            "pg.refund.completed" if outcome == "COMPLETED" else "pg.refund.failed",
             {
                 "merchantRefundId": merchant_refund_id,
                 "refundId": item.refund_id,
                 "originalMerchantOrderId": item.merchant_order_id,
                 "amount": item.amount,
-                "state": "COMPLETED",
+                "state": outcome,
             },
         )
 
@@ -305,7 +349,20 @@ async def delivered(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
 def create_simulator(settings: Settings, webhook_url: str | None = None) -> Litestar:
     simulator = Simulator(settings, webhook_url or f"{settings.public_base_url}/api/payments/phonepe/webhook")
     return Litestar(
-        route_handlers=[oauth_token, pay, order_status, payment_page, complete, fail, refund, refund_status, delivered],
+        route_handlers=[
+            oauth_token,
+            pay,
+            order_status,
+            payment_page,
+            complete,
+            fail,
+            expire,
+            refund_outcome,
+            refund_calls,
+            refund,
+            refund_status,
+            delivered,
+        ],
         state=State({"simulator": simulator}),
         openapi_config=None,
     )

@@ -9,11 +9,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from email import message_from_bytes
+from email.message import Message as EmailMessageType
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from redis.asyncio import Redis
 
 from core.settings import Settings, load_settings
@@ -21,6 +25,7 @@ from dev.servers import free_port, start_dynamodb, start_valkey, stop, wait_for_
 
 pytest_plugins = ["tests.helpers"]  # its fixtures (cognito) are everyone's
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "data" / "catalog" / "solutions.jsonl"
 # A slice of the real catalog keeps the session's index build to seconds; these entries are always in it.
@@ -119,7 +124,7 @@ def stack() -> Iterator[Stack]:
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
         "DEV_MAILBOX": "true",
         "MAIL_DIR": str(root / "mail"),
-        "INVOICE_DIR": str(root / "invoices"),
+        "INVOICE_DIR": str(root / "invoices"),  # numbers restart with each session's empty DynamoDB
         "FLUSH_INTERVAL_S": "0.2",
         # Workers take jobs only when a submit wakes them: a missed wake-up would stall a test for minutes.
         "ARQ_POLL_DELAY_S": "300",
@@ -127,6 +132,7 @@ def stack() -> Iterator[Stack]:
         "PHONEPE_BASE_URL": f"http://127.0.0.1:{simulator_port}",
         "SIMULATOR_WEBHOOK_URL": f"http://127.0.0.1:{api_port}/api/payments/phonepe/webhook",
         "PAYMENT_POLL_SCALE": "0.05",
+        "MAIL_RETRY_BASE_S": "0.2",
         "PROMETHEUS_MULTIPROC_DIR": str(root / "prometheus"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -182,6 +188,15 @@ async def client(stack: Stack, clean: None) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+def pdf_text(data: bytes) -> str:
+    """The text of a PDF as a reader would copy it (invoices embed subset fonts, so bytes alone say little)."""
+    import io
+
+    import pypdf
+
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(data)).pages)
+
+
 async def read_events(
     http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None, stop_after: int | None = None
 ) -> list[tuple[str, str, dict]]:
@@ -205,3 +220,78 @@ async def read_events(
                     return events
                 event_id = event = data = ""
     return events
+
+
+# Payments: drive the PhonePe simulator and wait on what the API shows.
+SOLUTION = "aws-solution-finder"
+
+
+async def checkout(client: httpx.AsyncClient, headers: dict[str, str], billing: dict | None = None) -> dict:
+    body: dict = {"plan": "pro", "solution_id": SOLUTION}
+    if billing is not None:
+        body["billing"] = billing
+    r = await client.post("/api/payments/checkout", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def settle(stack: Stack, order: str, action: str = "complete", **params: str) -> None:
+    """Press Pay (complete), Fail or let the order expire in the simulator; it then calls our webhook."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(f"{stack.env['PHONEPE_BASE_URL']}/simulator/orders/{order}/{action}", params=params)
+        assert r.status_code == 200, r.text
+
+
+async def simulator_get(stack: Stack, path: str) -> Any:
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.get(f"{stack.env['PHONEPE_BASE_URL']}{path}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+async def wait_until(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout_s: float = 15) -> T:
+    """Poll an observable state until it is done (or the time is up; the caller's assert then says what)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await probe()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.1)
+
+
+async def wait_state(client: httpx.AsyncClient, order: str, want: str, timeout_s: float = 10) -> dict:
+    async def probe() -> dict:
+        return dict((await client.get(f"/api/payments/{order}")).json())
+
+    return await wait_until(probe, lambda body: body["state"] == want, timeout_s)
+
+
+async def tier(client: httpx.AsyncClient) -> str:
+    entitlements = (await client.get("/api/me")).json()["entitlements"]
+    return str(next(e["access_tier"] for e in entitlements if e["solution_id"] == SOLUTION))
+
+
+class Sink:
+    """An SMTP server's message handler that keeps what it receives; it answers 451 (try again later)
+    to the first `refuse[address]` messages for an address, as a mail server that is briefly unwell does."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessageType] = []
+        self.refuse: dict[str, int] = {}
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+        for address in envelope.rcpt_tos:
+            if self.refuse.get(address, 0) > 0:
+                self.refuse[address] -= 1
+                return "451 4.3.0 Try again later"
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Controller, Sink]]:
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, sink
+    controller.stop()

@@ -156,7 +156,7 @@ async def my_applications(request: Request[Any, Any, Any], services: Services) -
 async def review_applications(
     request: Request[Any, Any, Any],
     services: Services,
-    status: Annotated[str, Meta(pattern="^(pending|approved|rejected)$")] = "pending",
+    status: Annotated[str, Parameter(pattern="^(pending|approved|rejected)$")] = "pending",
 ) -> list[Application]:
     await admin_user(request, services, csrf=False)
     return await PartnerStore(services.dynamodb, services.settings).by_status(status)

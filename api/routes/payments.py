@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import Parameter
 from msgspec import Meta
 
 from api.routes.accounts import admin_user, session_user
@@ -17,13 +18,16 @@ from api.state import Services
 from core.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError
 from marketplace.catalog import CatalogStore, SolutionId
 from payments.analytics import Analytics, compute, to_csv
-from payments.checkout import Transaction, TransactionStore, new_merchant_order_id
+from payments.checkout import Transaction, TransactionStore, begin_checkout, new_merchant_order_id
 from payments.gst import STATES, valid_gstin
 from payments.invoices import InvoiceIssuer
 from payments.phonepe import PhonePeError, verify_webhook_authorization
 
 log = logging.getLogger("payments")
 ORDER_ID = r"^[A-Za-z0-9_-]{1,63}$"
+# Query parameters take their bounds from Parameter: Litestar does not apply msgspec Meta to them.
+Days = Annotated[int, Parameter(ge=1, le=366, description="Window in days, 1 to 366")]
+OrderIdQuery = Annotated[str, Parameter(pattern=ORDER_ID, description="A merchant order id")]
 
 
 class Billing(msgspec.Struct, forbid_unknown_fields=True):
@@ -77,13 +81,14 @@ class CheckoutCreated(msgspec.Struct):
 class PaymentView(msgspec.Struct):
     invoice_no: str
     merchant_order_id: str
-    state: str
+    state: str  # PENDING | COMPLETED | FAILED | EXPIRED (nobody paid before the order expired)
     amount_paise: int
     solution_id: str
     created_at_ms: int
-    pro_until: int
-    refund_state: str | None
+    pro_until: int  # when this order's pass ended or ends, as granted
+    refund_state: str | None  # None | REQUESTED | PENDING | COMPLETED | FAILED
     flag: str
+    pro_days: int = 0
 
 
 class WebhookAck(msgspec.Struct):
@@ -101,6 +106,7 @@ def view(txn: Transaction) -> PaymentView:
         txn.pro_until,
         txn.refund_state,
         txn.flag,
+        txn.pro_days,
     )
 
 
@@ -134,24 +140,11 @@ async def checkout(data: CheckoutRequest, request: Request[Any, Any, Any], servi
         billing_gstin=billing.gstin,
     )
     store = TransactionStore(services.dynamodb, settings)
-    await store.create(txn)
     return_url = f"{settings.public_base_url}/payments/return?merchant_order_id={txn.merchant_order_id}"
-    try:
-        paid = await services.payments.phonepe.pay(
-            txn.merchant_order_id,
-            txn.amount_paise,
-            return_url,
-            expire_after_s=settings.payment_expire_after_s,
-            meta={"udf1": solution.solution_id},
-        )
-    except PhonePeError as exc:
-        await store.update(txn.merchant_order_id, when=("state", "PENDING"), state="FAILED", flag="gateway_error")
-        raise UnavailableError(
-            "The payment gateway is unavailable; nothing was charged. Try again shortly.",
-            reason="payment_gateway_unavailable",
-        ) from exc
-    await store.update(txn.merchant_order_id, when=("state", "PENDING"), phonepe_order_id=paid.orderId)
-    return CheckoutCreated(txn.merchant_order_id, paid.redirectUrl, txn.amount_paise)
+    redirect_url = await begin_checkout(
+        store, services.payments.phonepe, txn, return_url, settings.payment_expire_after_s
+    )
+    return CheckoutCreated(txn.merchant_order_id, redirect_url, txn.amount_paise)
 
 
 @post("/api/payments/phonepe/webhook", status_code=200, summary="PhonePe's server-to-server callback")
@@ -185,7 +178,7 @@ async def phonepe_webhook(request: Request[Any, Any, Any], services: Services) -
 
 @get("/payments/return", include_in_schema=False)
 async def payment_return(
-    request: Request[Any, Any, Any], services: Services, merchant_order_id: Annotated[str, Meta(pattern=ORDER_ID)]
+    request: Request[Any, Any, Any], services: Services, merchant_order_id: OrderIdQuery
 ) -> Response[str]:
     state = "UNKNOWN"
     try:
@@ -202,6 +195,7 @@ async def payment_return(
     messages = {
         "COMPLETED": ("Payment received", "You are now Pro: unlimited searches.", "/search"),
         "FAILED": ("Payment failed", "Nothing was upgraded. You can try again.", "/pricing"),
+        "EXPIRED": ("Checkout expired", "This checkout was not paid in time; nothing was charged.", "/pricing"),
         "PENDING": (
             "Payment pending",
             "PhonePe has not confirmed the payment yet; this page will know soon.",
@@ -259,16 +253,14 @@ async def invoice_pdf(merchant_order_id: str, request: Request[Any, Any, Any], s
 
 
 @get("/api/admin/analytics", summary="Revenue, MRR, ARPU, Pro users, sign-ups, funnel, searches, no-match (admins)")
-async def analytics(
-    request: Request[Any, Any, Any], services: Services, days: Annotated[int, Meta(ge=1, le=366)] = 30
-) -> Analytics:
+async def analytics(request: Request[Any, Any, Any], services: Services, days: Days = 30) -> Analytics:
     await admin_user(request, services, csrf=False)
     return await compute(services.dynamodb, services.redis, services.settings, days=days)
 
 
 @get("/api/admin/analytics/export/{table:str}", summary="One analytics table as CSV (admins)", media_type="text/csv")
 async def analytics_csv(
-    table: str, request: Request[Any, Any, Any], services: Services, days: Annotated[int, Meta(ge=1, le=366)] = 30
+    table: str, request: Request[Any, Any, Any], services: Services, days: Days = 30
 ) -> Response[str]:
     await admin_user(request, services, csrf=False)
     if table not in ("revenue", "signups", "searches", "no_match"):
@@ -283,15 +275,16 @@ async def analytics_csv(
 
 @post("/api/admin/payments/{merchant_order_id:str}/refund", status_code=200, summary="Refund a payment (admins)")
 async def refund_payment(merchant_order_id: str, request: Request[Any, Any, Any], services: Services) -> PaymentView:
+    """One refund per order at a time: concurrent requests get 409 refund_not_allowed, a FAILED refund
+    may be requested again."""
     await admin_user(request, services, csrf=True)
-    txn = await TransactionStore(services.dynamodb, services.settings).get(merchant_order_id[:63])
-    if txn is None or txn.state != "COMPLETED":
+    if not re.fullmatch(ORDER_ID, merchant_order_id):
         raise NotFoundError("No completed payment with that id.")
     try:
-        after = await services.payments.refund(txn)
+        after = await services.payments.refund(merchant_order_id)
     except PhonePeError as exc:
         raise UnavailableError("PhonePe refused or could not take the refund.", reason="refund_failed") from exc
-    return view(after or txn)
+    return view(after)
 
 
 ROUTES = [

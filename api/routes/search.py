@@ -14,6 +14,7 @@ import anyio
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
+from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Meta
 
@@ -176,7 +177,7 @@ async def search_events(
     search_id: str,
     request: Request[Any, Any, Any],
     services: Services,
-    last_event_id: Annotated[str, Meta(max_length=48)] | None = None,
+    last_event_id: Annotated[str | None, Parameter(max_length=48)] = None,
 ) -> ServerSentEvent:
     owner = await _owned(request, services, search_id)
     resume = request.headers.get("last-event-id") or last_event_id or "0-0"

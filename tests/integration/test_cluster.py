@@ -129,20 +129,21 @@ async def test_a_search_runs_end_to_end_on_the_cluster(cluster_stack: Stack, clu
         )
         assert login.status_code == 200, login.text
         bearer = {"Authorization": f"Bearer {token}"}
+        session = (await http.post("/api/searches", json={"query": "resize images on the fly"}, headers=headers)).json()
         registered = (await http.post("/api/searches", json={"query": "schedule instances"}, headers=bearer)).json()
-        async with httpx.AsyncClient(base_url=cluster_stack.base_url, timeout=30) as visitor:  # no session cookie
-            anonymous = (await visitor.post("/api/searches", json={"query": "resize images on the fly"})).json()
-            streams = [
-                await read_events(visitor, anonymous["events_url"]),
-                await read_events(http, registered["events_url"]),
-            ]
-            for events in streams:
-                assert events[0][1] == "sources" and events[-1][1] == "done", events[-1]
-                assert any(event == "token" for _, event, _ in events)
-            resumed = await read_events(visitor, anonymous["events_url"], headers={"Last-Event-ID": streams[0][0][0]})
-            assert resumed[-1][1] == "done" and len(resumed) == len(streams[0]) - 1
+        streams = [await read_events(http, session["events_url"])]
+        streams.append(await read_events(http, registered["events_url"], headers=bearer))
+        for events in streams:
+            assert events[0][1] == "sources" and events[-1][1] == "done", events[-1]
+            assert any(event == "token" for _, event, _ in events)
+        resumed = await read_events(http, session["events_url"], headers={"Last-Event-ID": streams[0][0][0]})
+        assert resumed[-1][1] == "done" and len(resumed) == len(streams[0]) - 1
         metrics = (await http.get("/metrics")).text
         assert "\nsf_search_queue_depth 0\n" in metrics
+    async with httpx.AsyncClient(base_url=cluster_stack.base_url, timeout=30) as visitor:
+        anonymous = (await visitor.post("/api/searches", json={"query": "stream video on demand"})).json()
+        assert anonymous["quota"]["access_tier"] == "anonymous"
+        assert (await read_events(visitor, anonymous["events_url"]))[-1][1] == "done"
     assert await cluster.zcard(QUEUE_NAME) == 0
     slots = {cluster.keyslot(key) for key in (QUEUE_NAME, f"arq:job:{job_id('x')}", ABORT_KEY)}
     assert len(slots) == 1

@@ -181,7 +181,9 @@ async def test_make_up_keeps_what_people_did_and_replaces_what_dies(make_up: Mak
         invoice = await http.get(f"/api/payments/{order}/invoice.pdf")
         assert invoice.status_code == 200 and invoice.content.startswith(b"%PDF")
         assert len([t for t in (await http.get("/api/tokens")).json() if t["status"] == "active"]) == 1
-        search = await http.post("/api/searches", json={"query": "resize images"}, headers={"X-Request-ID": "mu-1"})
+        search = await http.post(  # the signed-in session searches (with its CSRF header)
+            "/api/searches", json={"query": "resize images"}, headers={**headers, "X-Request-ID": "mu-1"}
+        )
         assert (await read_events(http, search.json()["events_url"]))[-1][1] == "done"
         await make_up.wait_log('"request_id": "mu-1"')  # the worker's line about the search carries it
     settings = load_settings(

@@ -10,43 +10,11 @@ import httpx
 
 from core.dynamo import create_dynamodb_client
 from payments.phonepe import webhook_authorization
-from tests.conftest import Stack
+from tests.conftest import Stack, checkout, settle, tier, wait_state
 from tests.integration.test_accounts_tokens import register, token_for
 from tests.integration.test_marketplace import make_admin
 
 DAY = 86400
-
-
-def simulator(stack: Stack) -> str:
-    return stack.env["PHONEPE_BASE_URL"]
-
-
-async def checkout(client: httpx.AsyncClient, headers: dict[str, str]) -> dict:
-    r = await client.post(
-        "/api/payments/checkout", json={"plan": "pro", "solution_id": "aws-solution-finder"}, headers=headers
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-async def settle(stack: Stack, order: str, action: str = "complete", **params: str) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        r = await http.post(f"{simulator(stack)}/simulator/orders/{order}/{action}", params=params)
-        assert r.status_code == 200, r.text
-
-
-async def wait_state(client: httpx.AsyncClient, order: str, want: str, timeout_s: float = 10) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body = (await client.get(f"/api/payments/{order}")).json()
-        if body["state"] == want or time.monotonic() > deadline:
-            return body
-        await asyncio.sleep(0.1)
-
-
-async def tier(client: httpx.AsyncClient) -> str:
-    entitlements = (await client.get("/api/me")).json()["entitlements"]
-    return next(e["access_tier"] for e in entitlements if e["solution_id"] == "aws-solution-finder")
 
 
 async def test_happy_path_pay_in_the_simulator_and_become_pro(client: httpx.AsyncClient, stack: Stack) -> None:
