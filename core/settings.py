@@ -53,6 +53,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     catalog_path: str = "data/catalog/solutions.jsonl"
     index_dir: str = "var/index"
+    # Vectors of the catalog's texts shipped with the code: an index build embeds only what is not in it.
+    embedding_cache_path: str = "data/index/minilm-embeddings.npz"
     embedder: Literal["minilm", "titan"] = "minilm"
     titan_model_id: str = "amazon.titan-embed-text-v2:0"
     reranker: Literal["none", "bedrock"] = "none"

