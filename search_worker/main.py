@@ -18,6 +18,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker
 
 from core.connections import create_redis, queue_redis_settings
+from core.cpu import create_cpu_pool
 from core.logs import configure
 from core.search_sessions import SearchSessions
 from core.settings import Settings, load_settings
@@ -70,7 +71,7 @@ async def _heartbeat(context: WorkerContext) -> None:
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     # Embedding and scoring run here, off the event loop, so eight jobs can share it; one thread per core.
-    cpu = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="search-cpu")
+    cpu = create_cpu_pool("search-cpu")
     ctx["cpu"] = cpu
     embedder = create_embedder(settings, executor=cpu)
     index = open_current(settings.index_dir, embedder.name)
