@@ -44,6 +44,7 @@ class MiniLMEmbedder:
     name = "minilm"
     dimension = 384
     max_tokens = 256
+    local = True  # embeds in this process: retrieval can run in one executor call
 
     def __init__(self, threads: int = 1, executor: Executor | None = None) -> None:
         import importlib.metadata

@@ -118,14 +118,18 @@ class Retriever:
         no_match = ranked.scope_score < self.min_relevance
         return Retrieval(results, no_match, timings, round(ranked.scope_score, 4), ranked.expansion)
 
-    def retrieve_sync(self, query: str, *, k: int, collection: str | None = None, mode: str = "hybrid") -> Retrieval:
-        """The offline path (benchmarks, tests): no remote reranker."""
+    def _rank_local(self, query: str, collection: str | None, mode: str = "hybrid") -> tuple[_Ranked, dict[str, float]]:
         started = time.perf_counter()
         expansion = self.index.spelling.expand(query)
         vector, scope_vector = _pair(self.embedder.embed_sync(_texts(query, expansion)))
         embedded = time.perf_counter()
         ranked = self._fuse(expansion, vector, scope_vector, collection, mode)
         timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (time.perf_counter() - embedded) * 1000}
+        return ranked, timings
+
+    def retrieve_sync(self, query: str, *, k: int, collection: str | None = None, mode: str = "hybrid") -> Retrieval:
+        """The offline path (benchmarks, tests): no remote reranker."""
+        ranked, timings = self._rank_local(query, collection, mode)
         return self._result(ranked, k, timings)
 
     async def _off_loop(self, function: Callable[..., T], *args: Any) -> T:
@@ -133,12 +137,15 @@ class Retriever:
 
     async def retrieve(self, query: str, *, k: int, collection: str | None = None) -> Retrieval:
         """Spelling, embedding and scoring run in the executor; the loop only waits (and reranks remotely)."""
-        started = time.perf_counter()
-        expansion = await self._off_loop(self.index.spelling.expand, query)
-        vector, scope_vector = _pair(await self.embedder.embed(_texts(query, expansion)))
-        embedded = time.perf_counter()
-        ranked = await self._off_loop(self._fuse, expansion, vector, scope_vector, collection, "hybrid")
-        timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (time.perf_counter() - embedded) * 1000}
+        if getattr(self.embedder, "local", False):  # one hop to the executor for all of it
+            ranked, timings = await self._off_loop(self._rank_local, query, collection)
+        else:
+            started = time.perf_counter()
+            expansion = await self._off_loop(self.index.spelling.expand, query)
+            vector, scope_vector = _pair(await self.embedder.embed(_texts(query, expansion)))
+            embedded = time.perf_counter()
+            ranked = await self._off_loop(self._fuse, expansion, vector, scope_vector, collection, "hybrid")
+            timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (time.perf_counter() - embedded) * 1000}
         if self.reranker is not None and ranked.scope_score >= self.min_relevance:
             reranked = time.perf_counter()
             try:
