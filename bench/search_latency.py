@@ -56,10 +56,29 @@ async def one(http: httpx.AsyncClient, query: str, token: str | None) -> tuple[f
     return first * 1000, done * 1000, queue_ms
 
 
+def in_process(env: dict[str, str], n: int) -> list[float]:
+    """The same retrievals in this process, one at a time (ms)."""
+    from search_worker.embedders import create_embedder
+    from search_worker.index import open_current
+    from search_worker.retrieval import Retriever
+
+    settings = load_settings(env)
+    retriever = Retriever(
+        open_current(settings.index_dir, "minilm"),  # type: ignore[arg-type]
+        create_embedder(settings),
+        min_relevance=settings.min_relevance,
+    )
+    local = []
+    for i in range(n):
+        t = time.perf_counter()
+        retriever.retrieve_sync(QUERIES[i % len(QUERIES)], k=5)
+        local.append((time.perf_counter() - t) * 1000)
+    return local
+
+
 async def run(n: int, poll_delay: str, idle_s: float) -> None:
     extra = {"ANONYMOUS_LIMIT": "100000", "ANONYMOUS_IP_DAILY_LIMIT": "100000", "ARQ_POLL_DELAY_S": poll_delay}
     with bench_stack(extra, build_index=True) as system:
-        env = system.env
         worker = system.start_worker()
         async with httpx.AsyncClient(base_url=system.base_url, timeout=60) as http:
             while (await http.get("/ready")).status_code != 200:
@@ -72,50 +91,46 @@ async def run(n: int, poll_delay: str, idle_s: float) -> None:
             idle_percent = (cpu_s(worker.pid) - before) / idle_s * 100
             rows = [await one(http, QUERIES[i % len(QUERIES)], None) for i in range(n)]
         stop(worker)
-        first = [r[0] for r in rows]
-        done = [r[1] for r in rows]
-        queue = [r[2] for r in rows]
+        local = in_process(system.env, n)
+    report(n, poll_delay, idle_s, idle_percent, rows, local)
 
-        from search_worker.embedders import create_embedder
-        from search_worker.index import open_current
-        from search_worker.retrieval import Retriever
 
-        settings = load_settings(env)
-        retriever = Retriever(
-            open_current(settings.index_dir, "minilm"),
-            create_embedder(settings),  # type: ignore[arg-type]
-            min_relevance=settings.min_relevance,
-        )
-        local = []
-        for i in range(n):
-            t = time.perf_counter()
-            retriever.retrieve_sync(QUERIES[i % len(QUERIES)], k=5)
-            local.append((time.perf_counter() - t) * 1000)
-        print(f"searches: {n}, one worker, ARQ_POLL_DELAY_S={poll_delay} (the safety net behind the wake-up)")
-        print(f"idle worker CPU over {idle_s:.0f} s: {idle_percent:.2f} % of a core (target ≤ 1 %)")
-        print(f"POST -> first `sources` event  p50 {pct(first, 0.5):7.1f} ms   p95 {pct(first, 0.95):7.1f} ms")
-        print(f"POST -> `done`                 p50 {pct(done, 0.5):7.1f} ms   p95 {pct(done, 0.95):7.1f} ms")
-        print(f"in-process embed + search      p50 {pct(local, 0.5):7.1f} ms   p95 {pct(local, 0.95):7.1f} ms")
-        print(f"queue wait inside the job      p50 {pct(queue, 0.5):7.1f} ms   p95 {pct(queue, 0.95):7.1f} ms")
-        overhead = statistics.median(first) - statistics.median(local)
-        print(f"overhead of POST + queue hop + stream relay to first event: {overhead:.1f} ms (p50)")
-        print(
-            f"queue wait p50 {pct(queue, 0.5):.1f} ms against LIMITS' blocking read 0.6 ms and arq at 10 ms "
-            f"polling 7.5 ms; POST -> first event p50 {pct(first, 0.5):.1f} ms (target ≤ 20)"
-        )
-        record(
-            "search_latency",
-            {
-                "n": n,
-                "idle_worker_cpu_percent": idle_percent,
-                "first_event_p50_ms": pct(first, 0.5),
-                "first_event_p95_ms": pct(first, 0.95),
-                "done_p50_ms": pct(done, 0.5),
-                "queue_wait_p50_ms": pct(queue, 0.5),
-                "queue_wait_p95_ms": pct(queue, 0.95),
-                "in_process_retrieval_p50_ms": pct(local, 0.5),
-            },
-        )
+def report(
+    n: int,
+    poll_delay: str,
+    idle_s: float,
+    idle_percent: float,
+    rows: list[tuple[float, float, float]],
+    local: list[float],
+) -> None:
+    first = [r[0] for r in rows]
+    done = [r[1] for r in rows]
+    queue = [r[2] for r in rows]
+    print(f"searches: {n}, one worker, ARQ_POLL_DELAY_S={poll_delay} (the safety net behind the wake-up)")
+    print(f"idle worker CPU over {idle_s:.0f} s: {idle_percent:.2f} % of a core (target ≤ 1 %)")
+    print(f"POST -> first `sources` event  p50 {pct(first, 0.5):7.1f} ms   p95 {pct(first, 0.95):7.1f} ms")
+    print(f"POST -> `done`                 p50 {pct(done, 0.5):7.1f} ms   p95 {pct(done, 0.95):7.1f} ms")
+    print(f"in-process embed + search      p50 {pct(local, 0.5):7.1f} ms   p95 {pct(local, 0.95):7.1f} ms")
+    print(f"queue wait inside the job      p50 {pct(queue, 0.5):7.1f} ms   p95 {pct(queue, 0.95):7.1f} ms")
+    overhead = statistics.median(first) - statistics.median(local)
+    print(f"overhead of POST + queue hop + stream relay to first event: {overhead:.1f} ms (p50)")
+    print(
+        f"queue wait p50 {pct(queue, 0.5):.1f} ms against LIMITS' blocking read 0.6 ms and arq at 10 ms "
+        f"polling 7.5 ms; POST -> first event p50 {pct(first, 0.5):.1f} ms (target ≤ 20)"
+    )
+    record(
+        "search_latency",
+        {
+            "n": n,
+            "idle_worker_cpu_percent": idle_percent,
+            "first_event_p50_ms": pct(first, 0.5),
+            "first_event_p95_ms": pct(first, 0.95),
+            "done_p50_ms": pct(done, 0.5),
+            "queue_wait_p50_ms": pct(queue, 0.5),
+            "queue_wait_p95_ms": pct(queue, 0.95),
+            "in_process_retrieval_p50_ms": pct(local, 0.5),
+        },
+    )
 
 
 def main() -> None:
