@@ -168,13 +168,18 @@ def build_index(
         built_at_ms=int(time.time() * 1000),
     )
     (staging / "meta.json").write_bytes(msgspec.json.encode(meta))
+    _publish(root, staging, version)
+    return meta
+
+
+def _publish(root: Path, staging: Path, version: str) -> None:
+    """Move the finished version into place, then point CURRENT at it (both atomic renames)."""
     final = root / version
     shutil.rmtree(final, ignore_errors=True)
     os.replace(staging, final)
     pointer = root / ".CURRENT.tmp"
     pointer.write_text(version)
     os.replace(pointer, root / "CURRENT")
-    return meta
 
 
 def _embed_all(embedder: Embedder, texts: list[str], batch_size: int, label: str, cache: EmbeddingCache) -> Vectors:
