@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pypdf
 from aiosmtpd.controller import Controller
-from core.localservers import free_port
+from dev.servers import free_port
 
 from core.dynamo import create_dynamodb_client
 from marketplace.mail import DevMailbox, Outbox, create_mailer
