@@ -56,7 +56,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         answerer=create_answerer(settings),
         index=index,
         worker_id=worker_id,
-        sessions=SearchSessions(ctx["redis"], ttl_s=settings.stream_ttl_s, maxlen=settings.stream_maxlen),
+        sessions=SearchSessions(redis, ttl_s=settings.stream_ttl_s, maxlen=settings.stream_maxlen),
     )
     ctx["app"] = context
     ctx["heartbeat"] = asyncio.create_task(_heartbeat(context))

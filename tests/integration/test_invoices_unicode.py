@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pypdf
 from aiosmtpd.controller import Controller
-from dev.servers import free_port
 
 from core.dynamo import create_dynamodb_client
+from dev.servers import free_port
 from marketplace.mail import DevMailbox, Outbox, create_mailer
 from tests.conftest import Sink, Stack, checkout, pdf_text, settle, simulator_get, wait_state, wait_until
 from tests.integration.test_accounts_tokens import register, token_for
