@@ -35,11 +35,17 @@ async def mailed_code(client: httpx.AsyncClient, email: str, marker: str = "code
 
 
 async def register(
-    client: httpx.AsyncClient, *, verify: bool = True, email: str | None = None, password: str = PASSWORD
+    client: httpx.AsyncClient,
+    *,
+    verify: bool = True,
+    email: str | None = None,
+    password: str = PASSWORD,
+    name: str = "",
 ) -> tuple[str, dict[str, str]]:
     headers = await csrf(client)
     email = email or f"user-{uuid.uuid4().hex[:8]}@Example.com"
-    response = await client.post("/api/auth/register", json={"email": email, "password": password}, headers=headers)
+    body = {"email": email, "password": password, **({"name": name} if name else {})}
+    response = await client.post("/api/auth/register", json=body, headers=headers)
     assert response.status_code == 201, response.text
     assert response.json()["email"] == email.lower()
     if verify:
