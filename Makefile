@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint fmt bench index admin migrate install chromium loadtest
+.PHONY: up test lint fmt bench index embeddings admin migrate install chromium wrk loadtest
 # Commands for a running `make up` go through dev.local, which gives them make up's local environment
 # (REDIS_PORT, DYNAMODB_PORT, SIMULATOR_PORT, API_PORT and the local AWS credentials), so they work from
 # a second terminal. Anything set in the environment wins.
@@ -22,6 +22,10 @@ up: $(STAMP)
 
 index: $(STAMP)
 	$(LOCAL) search_worker.index build
+
+# Rewrite the shipped embedding cache (data/index/) after a catalog edit, so the first make up stays fast.
+embeddings: $(STAMP)
+	$(BIN)/python -m search_worker.index cache
 
 admin: $(STAMP)
 	@test -n "$(EMAIL)" || (echo "usage: make admin EMAIL=you@example.com" && exit 2)
@@ -44,13 +48,23 @@ fmt: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "warning: could not install chromium; browser tests will fail"
 
+# The HTTP benchmarks' load generator (Debian's wrk), installed the same way.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || { echo "error: could not install wrk (apt-get install wrk)"; exit 1; }
+
 test: $(STAMP) lint chromium
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+# Every benchmark starts the servers it needs on free ports; figures go to docs/benchmarks.md as ratios
+# to ../shared/LIMITS.md. Results are also written to var/bench/ (one JSON file per benchmark).
+bench: $(STAMP) wrk
+	$(BIN)/python -m search_worker.index build --if-missing
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/search_latency.py
 	$(BIN)/python bench/quota.py
+	$(BIN)/python bench/sse_fanout.py
+	$(BIN)/python bench/loop_health.py
+	$(BIN)/python bench/first_start.py
 
 # Load test against a running `make up` (HOST, USERS, SPAWN_RATE, DURATION override); report in var/loadtest/.
 HOST ?= http://127.0.0.1:8000

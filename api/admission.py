@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -42,6 +44,12 @@ class Admission:
 def headers_for(caller: Caller, decision: Decision) -> dict[str, str]:
     window = decision.reset_in_s if decision.reset_in_s > 0 else 365 * 86400
     return ratelimit_headers(caller.access_tier, decision.limit, decision.remaining, window)
+
+
+@functools.cache
+def _decisions(tier: str, outcome: str) -> Any:
+    """The labelled counter, looked up once (labels() takes a lock and hashes on every call)."""
+    return QUOTA_DECISIONS.labels(tier, outcome)
 
 
 async def admit(
@@ -114,10 +122,10 @@ async def admit(
                 _refuse(caller, decision, "daily_limit_exceeded", settings.public_base_url)
             charge = Charge(subject=subject, solution_id=caller.solution_id, period=decision.period)
     except QuotaExceededError:
-        QUOTA_DECISIONS.labels(caller.access_tier, "refused").inc()
+        _decisions(caller.access_tier, "refused").inc()
         raise
     except (QuotaUnavailableError, RedisError, OSError) as exc:
-        QUOTA_DECISIONS.labels(caller.access_tier, "unavailable").inc()
+        _decisions(caller.access_tier, "unavailable").inc()
         if caller.access_tier in settings.fail_open:
             # Configured to fail open for this tier: admit without counting, and charge nothing.
             unmetered = Decision(True, 0, caller.limit, "", 0, "")
@@ -125,7 +133,7 @@ async def admit(
         if isinstance(exc, QuotaUnavailableError):
             raise
         raise QuotaUnavailableError("The quota service is unavailable; try again shortly.") from exc
-    QUOTA_DECISIONS.labels(caller.access_tier, "checked" if check_only else "admitted").inc()
+    _decisions(caller.access_tier, "checked" if check_only else "admitted").inc()
     return Admission(decision, charge, headers_for(caller, decision))
 
 

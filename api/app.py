@@ -26,8 +26,9 @@ from api.state import Services
 from core.connections import open_gateway_redis
 from core.dynamo import create_dynamodb_client
 from core.logs import configure
-from core.search_sessions import SearchSessions
+from core.search_sessions import READ_BLOCK_MS, SearchSessions
 from core.settings import Settings, load_settings
+from core.stream_relay import StreamRelay
 from marketplace.cognito import CognitoVerifier
 from marketplace.entitlements import EntitlementStore
 from marketplace.mail import Outbox, create_mailer
@@ -63,6 +64,13 @@ async def _sweep_searches(services: Services, every_s: float = 2.0) -> None:
             log.warning("search sweep failed: %s", type(exc).__name__)
 
 
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and let it finish its clean-up before the clients close."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
 
@@ -78,6 +86,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             store = UsageStore(dynamodb, settings.table("usage"))
             outbox = Outbox(dynamodb, settings, create_mailer(settings))
             tokens = TokenDirectory(redis, dynamodb, settings)
+            # One reader per process relays every open SSE stream; a cluster reads each stream alone.
+            relay = None if settings.redis_cluster else StreamRelay(redis, idle_s=READ_BLOCK_MS / 1000)
             services = Services(
                 settings=settings,
                 redis=redis,
@@ -90,7 +100,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 users=UserStore(dynamodb, redis, settings),
                 sessions=SessionStore(dynamodb, redis, settings),
                 entitlements=EntitlementStore(dynamodb, settings),
-                searches=SearchSessions(redis, ttl_s=settings.stream_ttl_s, maxlen=settings.stream_maxlen),
+                searches=SearchSessions(
+                    redis, ttl_s=settings.stream_ttl_s, maxlen=settings.stream_maxlen, queue=queue, relay=relay
+                ),
                 ip_hasher=IpHasher(redis),
                 cognito=CognitoVerifier(settings, http),
                 payments=Reconciler(settings, dynamodb, redis, create_phonepe(settings, http), outbox),
@@ -105,6 +117,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             stack.callback(writer.cancel)
             sweeper = asyncio.create_task(_sweep_searches(services))
             stack.callback(sweeper.cancel)
+            if relay is not None:
+                stack.push_async_callback(_stop, asyncio.create_task(relay.run()))
             yield
 
     def provide_services(state: State) -> Services:
@@ -120,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *pages.ROUTES,
     ]
     document_errors(routes)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *routes,
             metrics,
@@ -141,6 +155,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         signature_namespace={"Services": Services, "State": State},
         debug=False,
     )
+    validate.document_validator(app)
+    return app
 
 
 def app_factory() -> Litestar:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import random
 import re
 import time
-import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from litestar import Request, Response, get
@@ -19,6 +20,29 @@ from core.metrics import REQUEST_SECONDS, REQUESTS, render
 from core.streams import QUEUE_NAME, WORKERS_KEY, worker_index_key
 
 _VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def _request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == b"x-request-id":
+            incoming = value.decode("latin-1")
+            if _VALID_ID.fullmatch(incoming):
+                return incoming
+            break
+    # Unique, not secret (the module generator is reseeded in a forked child); os.urandom was 5 % of /health.
+    return f"{random.getrandbits(128):032x}"
+
+
+def _observe(method: str, route: str, status: int, seconds: float) -> None:
+    """Count and time a request; the labelled children are looked up once per (method, route, status)."""
+    key = (method, route, str(status))
+    children = _children.get(key)
+    if children is None:
+        children = _children[key] = (REQUESTS.labels(*key), REQUEST_SECONDS.labels(method, route))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -41,8 +65,7 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
             # forged log lines. Refused before routing, and never logged.
             await _refuse_path(send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = _request_id(scope["headers"])
         token = REQUEST_ID.set(request_id)
         handler = scope.get("route_handler")
         route = next(iter(handler.paths)) if handler is not None and getattr(handler, "paths", None) else "unmatched"
@@ -60,8 +83,7 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            REQUESTS.labels(method, route, str(status)).inc()
-            REQUEST_SECONDS.labels(method, route).observe(time.perf_counter() - started)
+            _observe(method, route, status, time.perf_counter() - started)
             REQUEST_ID.reset(token)
 
     return middleware

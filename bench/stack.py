@@ -4,6 +4,7 @@ stopped again on exit. Search workers are started by each benchmark as it needs 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dev.servers import free_port, start_dynamodb, start_valkey, stop, wait_for_port  # noqa: E402
+
+
+def record(name: str, figures: dict[str, object]) -> None:
+    """Keep a benchmark's figures in var/bench/<name>.json (with the load average at the time)."""
+    out = ROOT / "var" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {**figures, "load_average_1m": os.getloadavg()[0], "cpus": os.cpu_count()}
+    (out / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -54,6 +69,7 @@ def bench_stack(
         "AWS_SECRET_ACCESS_KEY": "x",
         "DEV_MAILBOX": "true",
         "MAIL_DIR": str(root / "mail"),
+        "LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
     gateway = None
@@ -72,8 +88,6 @@ def bench_stack(
                 str(api_port),
                 "--workers",
                 str(gateway_workers),
-                "--log-level",
-                "warning",
             ],
             env=env,
             cwd=ROOT,

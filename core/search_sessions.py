@@ -1,55 +1,76 @@
 """Owns a search's lifecycle in Redis for both sides: the gateway creates, authorises, relays and cancels
 it; the worker claims it, emits its events and finishes it; a periodic sweep ends searches whose worker
 died. Whoever ends a search first (done, error, cancel, lost) wins a SET NX, so a search gets exactly
-one terminal event and at most one refund, whichever process notices first."""
+one terminal event and at most one refund, whichever process notices first.
+
+A submit enqueues the arq job and then pushes to WAKE_KEY, which idle workers block on (BLPOP), so a job
+starts within a round trip instead of at the workers' next poll. The gateway's SSE responses read their
+streams through the process's one StreamRelay (one multiplexed XREAD), or each on its own on a cluster."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from core.errors import NotFoundError, RateLimitedError
-from core.messages import TERMINAL_EVENTS, Charge, ErrorEvent, RefundRequest
+from core.errors import NotFoundError, RateLimitedError, UnavailableError
+from core.messages import TERMINAL_EVENTS, Charge, ErrorEvent, RefundRequest, SearchJob
+from core.stream_relay import StreamEvent, StreamRelay
 from core.streams import (
+    QUEUE_NAME,
     REFUND_STREAM,
     RUNNING_KEY,
+    WAKE_KEY,
+    WAKE_MAXLEN,
     WORKERS_KEY,
     cancel_key,
     ended_key,
     events_key,
+    job_id,
     meta_key,
     streams_open_key,
 )
+
+__all__ = ["SearchSessions", "StreamEvent"]
 
 _encoder = msgspec.json.Encoder()
 WORKER_DEAD_AFTER_MS = 5000
 MAX_STREAMS_PER_CALLER = 8
 STREAM_LEASE_MS = 15 * 60 * 1000  # an open stream is counted at most this long, even if its process died
-READ_BLOCK_MS = 2000
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    event_id: str
-    event: str
-    data: str
+READ_BLOCK_MS = 2000  # how long a stream waits for an event before it checks whether its search ended
+JOB_FUNCTION = "run_search"
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def event_id_of(position: tuple[int, int]) -> str:
+    return f"{position[0]}-{position[1]}"
+
+
 class SearchSessions:
-    def __init__(self, redis: Redis, *, ttl_s: int, maxlen: int = 5000) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        ttl_s: int,
+        maxlen: int = 5000,
+        queue: ArqRedis | None = None,
+        relay: StreamRelay | None = None,
+    ) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
         self.maxlen = maxlen
+        self.queue = queue  # arq's client (the queue's node on a cluster); the gateway's only
+        self.relay = relay
 
     # --- gateway side -------------------------------------------------------------------------------
     async def create(self, search_id: str, owner: str, charge: Charge | None, created_ms: int) -> None:
@@ -67,8 +88,33 @@ class SearchSessions:
         if stored is None or not owner or _text(stored) != owner:
             raise NotFoundError("No such search.", reason="not_found")
 
-    async def cancel(self, search_id: str, *, still_queued: bool) -> None:
-        """Ask the worker to stop; a search that never left the queue is ended here."""
+    async def submit(self, job: SearchJob, defer_until: dt.datetime | None = None) -> None:
+        """Queue the search's job (arq orders by score: an earlier `defer_until` jumps the line) and wake a
+        worker; a search that cannot be queued is ended (and refunded) here."""
+        assert self.queue is not None, "only the gateway submits"
+        try:
+            await self.queue.enqueue_job(
+                JOB_FUNCTION,
+                msgspec.to_builtins(job),
+                _job_id=job_id(job.search_id),
+                _queue_name=QUEUE_NAME,
+                _defer_until=defer_until,
+            )
+            async with self.queue.pipeline(transaction=False) as pipe:
+                pipe.lpush(WAKE_KEY, job.search_id)
+                pipe.ltrim(WAKE_KEY, 0, WAKE_MAXLEN - 1)  # nobody listening: wake-ups do not pile up
+                await pipe.execute()
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # Redis itself may be what failed
+                await self.end(job.search_id, "enqueue_failed", "The search queue is unavailable.")
+            raise UnavailableError(
+                "The search queue is unavailable; try again shortly.", reason="search_unavailable"
+            ) from exc
+
+    async def cancel(self, search_id: str) -> None:
+        """Ask the worker to stop; a search that never left the queue is taken out of it and ended here."""
+        assert self.queue is not None, "only the gateway cancels"
+        still_queued = bool(await self.queue.zrem(QUEUE_NAME, job_id(search_id)))
         await self.redis.set(cancel_key(search_id), "1", ex=self.ttl_s)
         if still_queued:
             await self.end(search_id, "cancelled", "The search was cancelled.")
@@ -99,6 +145,26 @@ class SearchSessions:
     async def events(self, search_id: str, last_id: str) -> AsyncIterator[StreamEvent | None]:
         """The search's events after `last_id`, ending after the terminal one; None when idle (for a
         heartbeat). A resume id past the end of a finished search ends at once instead of waiting."""
+        if self.relay is None:
+            async for item in self._events_alone(search_id, last_id):
+                yield item
+            return
+        key = events_key(search_id)
+        async with self.relay.subscribe(key, last_id) as subscription:
+            while True:
+                event = await subscription.queue.get()
+                if event is None:  # the relay's idle round: nothing came for a while
+                    if await self.redis.exists(ended_key(search_id)) and subscription.queue.empty():
+                        if not await self._after(key, event_id_of(subscription.last)):
+                            return
+                    yield None
+                    continue
+                yield event
+                if event.event in TERMINAL_EVENTS:
+                    return
+
+    async def _events_alone(self, search_id: str, last_id: str) -> AsyncIterator[StreamEvent | None]:
+        """The same, with a blocking XREAD of its own (a cluster, or a process without a relay)."""
         key = events_key(search_id)
         while True:
             response = await self.redis.xread({key: last_id}, block=READ_BLOCK_MS, count=100)
@@ -116,6 +182,7 @@ class SearchSessions:
                         return
 
     async def _after(self, key: str, last_id: str) -> bool:
+        """Whether the stream holds anything after `last_id`."""
         return bool(await self.redis.xrange(key, min=f"({last_id}", max="+", count=1))
 
     # --- worker side --------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     catalog_path: str = "data/catalog/solutions.jsonl"
     index_dir: str = "var/index"
+    # Vectors of the catalog's texts shipped with the code: an index build embeds only what is not in it.
+    embedding_cache_path: str = "data/index/minilm-embeddings.npz"
     embedder: Literal["minilm", "titan"] = "minilm"
     titan_model_id: str = "amazon.titan-embed-text-v2:0"
     reranker: Literal["none", "bedrock"] = "none"
@@ -68,7 +70,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     min_relevance: float = 0.30
 
     workers: Annotated[int, Meta(ge=1, le=64)] = 2
-    arq_poll_delay_s: Annotated[float, Meta(gt=0, le=5)] = 0.01
+    # Workers are woken by each submit (a blocking read); this poll is only the safety net behind it.
+    arq_poll_delay_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0
     job_timeout_s: Annotated[float, Meta(gt=0)] = 90.0
     stream_ttl_s: Annotated[int, Meta(ge=60)] = 3600
     stream_maxlen: Annotated[int, Meta(ge=100)] = 5000

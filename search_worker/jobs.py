@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,15 +38,19 @@ class WorkerContext:
     index: LoadedIndex
     worker_id: str
     sessions: SearchSessions
+    cpu: Executor | None = None  # the CPU-bound steps run here, not on the event loop
     jobs_run: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def maybe_reload_index(self) -> None:
-        """Switch to a newer index version between jobs, without a restart."""
+    async def maybe_reload_index(self) -> None:
+        """Switch to a newer index version between jobs, without a restart (loaded in the executor: it
+        reads files and builds the spelling table, which would stall every other job's stream)."""
         version = current_version(self.settings.index_dir)
         if version and version != self.index.version:
             try:
-                self.index = LoadedIndex(Path(self.settings.index_dir) / version, self.embedder.name)
+                path = Path(self.settings.index_dir) / version
+                loop = asyncio.get_running_loop()
+                self.index = await loop.run_in_executor(self.cpu, LoadedIndex, path, self.embedder.name)
                 log.info("loaded index version %s", version)
             except Exception:
                 log.exception("could not load index version %s; keeping %s", version, self.index.version)
@@ -78,8 +83,8 @@ async def _run(context: WorkerContext, job: SearchJob) -> str:
         await sessions.end(search_id, "worker_lost", "The search worker stopped; try again.")
         return "duplicate"
     try:
-        context.maybe_reload_index()
-        retriever = create_retriever(context.index, context.embedder, settings)
+        await context.maybe_reload_index()
+        retriever = create_retriever(context.index, context.embedder, settings, context.cpu)
         retrieval = await retriever.retrieve(job.query, k=job.k, collection=job.collection)
         sources = [] if retrieval.no_match else retrieval.results
         await sessions.emit(

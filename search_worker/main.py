@@ -1,4 +1,5 @@
-"""arq WorkerSettings for the search workers: typed context, msgpack jobs, heartbeats, fast polling."""
+"""The search workers: arq's worker woken by a blocking read instead of fast polling, a typed context,
+msgpack jobs, heartbeats, and a thread pool sized to the cores for the CPU-bound steps."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ import os
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
 from arq.connections import RedisSettings
+from arq.worker import Worker
 
 from core.connections import create_redis, queue_redis_settings
+from core.cpu import create_cpu_pool
 from core.logs import configure
 from core.search_sessions import SearchSessions
 from core.settings import Settings, load_settings
-from core.streams import ABORT_KEY, QUEUE_NAME, WORKERS_KEY, worker_index_key
+from core.streams import ABORT_KEY, QUEUE_NAME, WAKE_KEY, WORKERS_KEY, worker_index_key
 from search_worker.answerers import create_answerer
 from search_worker.embedders import create_embedder
 from search_worker.index import open_current
@@ -26,6 +30,30 @@ from search_worker.jobs import WorkerContext, run_search
 
 log = logging.getLogger("search_worker")
 HEARTBEAT_INTERVAL_S = 1.0
+MAX_JOBS = 8
+
+
+class WakeableWorker(Worker):
+    """arq's worker, but an idle one sleeps in BLPOP on WAKE_KEY, which every submit pushes to, so a job
+    starts within a round trip and an idle worker costs nothing. arq's own loop then runs without a delay
+    of its own; `safety_poll_s` bounds each wait, for a wake-up taken by a worker that died."""
+
+    def __init__(self, *, safety_poll_s: float, **kwargs: Any) -> None:
+        super().__init__(poll_delay=0, **kwargs)
+        self.safety_poll_s = safety_poll_s
+
+    async def _poll_iteration(self) -> None:
+        await super()._poll_iteration()
+        if not self.burst and self.allow_pick_jobs:
+            await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        running = [task for task in self.tasks.values() if not task.done()]
+        if self.job_counter >= self.max_jobs and running:
+            # Every slot busy: the wake-ups stay in the list for a worker with room, or for us once a job ends.
+            await asyncio.wait(running, timeout=self.safety_poll_s, return_when=asyncio.FIRST_COMPLETED)
+            return
+        await self.pool.blpop([WAKE_KEY], timeout=self.safety_poll_s)  # type: ignore[misc, arg-type]
 
 
 async def _heartbeat(context: WorkerContext) -> None:
@@ -42,7 +70,10 @@ async def _heartbeat(context: WorkerContext) -> None:
 
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
-    embedder = create_embedder(settings)
+    # Embedding and scoring run here, off the event loop, so eight jobs can share it; one thread per core.
+    cpu = create_cpu_pool("search-cpu")
+    ctx["cpu"] = cpu
+    embedder = create_embedder(settings, executor=cpu)
     index = open_current(settings.index_dir, embedder.name)
     if index is None:
         raise SystemExit("no search index: run `make index` (make up builds it on first start)")
@@ -56,6 +87,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         answerer=create_answerer(settings),
         index=index,
         worker_id=worker_id,
+        cpu=cpu,
         sessions=SearchSessions(redis, ttl_s=settings.stream_ttl_s, maxlen=settings.stream_maxlen),
     )
     ctx["app"] = context
@@ -75,6 +107,9 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
             await context.redis.zrem(WORKERS_KEY, context.worker_id)
         if context.redis is not ctx["redis"]:
             await context.redis.aclose()
+    cpu: ThreadPoolExecutor | None = ctx.get("cpu")
+    if cpu is not None:
+        cpu.shutdown(wait=False, cancel_futures=True)
 
 
 def _tag_arq_abort_set() -> None:
@@ -94,10 +129,10 @@ def create_worker_settings(settings: Settings, redis_settings: RedisSettings | N
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "ctx": {"settings": settings},
-        "poll_delay": settings.arq_poll_delay_s,
+        "safety_poll_s": settings.arq_poll_delay_s,
         "job_timeout": settings.job_timeout_s,
         "max_tries": 1,
-        "max_jobs": 8,
+        "max_jobs": MAX_JOBS,
         "keep_result": 60,
         "job_serializer": msgspec.msgpack.Encoder(enc_hook=repr).encode,
         "job_deserializer": msgspec.msgpack.decode,
@@ -106,13 +141,11 @@ def create_worker_settings(settings: Settings, redis_settings: RedisSettings | N
 
 
 def main() -> None:
-    from arq.worker import create_worker
-
     settings = load_settings()
     configure(settings.log_level)
     # On a cluster, find the queue's node first (with a loop of its own; arq makes its loop afterwards).
     redis_settings = asyncio.run(queue_redis_settings(settings)) if settings.redis_cluster else None
-    worker = create_worker(create_worker_settings(settings, redis_settings))
+    worker = WakeableWorker(**create_worker_settings(settings, redis_settings))
     worker.run()
 
 

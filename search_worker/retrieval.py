@@ -3,10 +3,14 @@ fused after normalisation, renamed products merged, an optional Bedrock rerank, 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -24,6 +28,7 @@ OFF_TOPIC_WEIGHT = 0.5  # how much "nearer to everyday topics than to the catalo
 RERANK_DEPTH = 20
 _KEEP = 50  # ranked positions kept: enough for any k and the rerank window
 log = logging.getLogger("search_worker")
+T = TypeVar("T")
 
 
 class Reranker(Protocol):
@@ -51,12 +56,19 @@ class _Ranked:
 
 class Retriever:
     def __init__(
-        self, index: LoadedIndex, embedder: Embedder, *, min_relevance: float, reranker: Reranker | None = None
+        self,
+        index: LoadedIndex,
+        embedder: Embedder,
+        *,
+        min_relevance: float,
+        reranker: Reranker | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.index = index
         self.embedder = embedder
         self.min_relevance = min_relevance
         self.reranker = reranker
+        self.executor = executor  # where the CPU-bound steps of `retrieve` run, off the event loop
         present = ([index.positions[i] for i in group if i in index.positions] for group in SAME_PRODUCT)
         self._groups = [group for group in present if len(group) > 1]  # a catalog may hold one name only
 
@@ -106,23 +118,34 @@ class Retriever:
         no_match = ranked.scope_score < self.min_relevance
         return Retrieval(results, no_match, timings, round(ranked.scope_score, 4), ranked.expansion)
 
-    def retrieve_sync(self, query: str, *, k: int, collection: str | None = None, mode: str = "hybrid") -> Retrieval:
-        """The offline path (benchmarks, tests): no remote reranker."""
+    def _rank_local(self, query: str, collection: str | None, mode: str = "hybrid") -> tuple[_Ranked, dict[str, float]]:
         started = time.perf_counter()
         expansion = self.index.spelling.expand(query)
         vector, scope_vector = _pair(self.embedder.embed_sync(_texts(query, expansion)))
         embedded = time.perf_counter()
         ranked = self._fuse(expansion, vector, scope_vector, collection, mode)
         timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (time.perf_counter() - embedded) * 1000}
+        return ranked, timings
+
+    def retrieve_sync(self, query: str, *, k: int, collection: str | None = None, mode: str = "hybrid") -> Retrieval:
+        """The offline path (benchmarks, tests): no remote reranker."""
+        ranked, timings = self._rank_local(query, collection, mode)
         return self._result(ranked, k, timings)
 
+    async def _off_loop(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(function, *args))
+
     async def retrieve(self, query: str, *, k: int, collection: str | None = None) -> Retrieval:
-        started = time.perf_counter()
-        expansion = self.index.spelling.expand(query)
-        vector, scope_vector = _pair(await self.embedder.embed(_texts(query, expansion)))
-        embedded = time.perf_counter()
-        ranked = self._fuse(expansion, vector, scope_vector, collection, "hybrid")
-        timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (time.perf_counter() - embedded) * 1000}
+        """Spelling, embedding and scoring run in the executor; the loop only waits (and reranks remotely)."""
+        if getattr(self.embedder, "local", False):  # one hop to the executor for all of it
+            ranked, timings = await self._off_loop(self._rank_local, query, collection)
+        else:
+            started = time.perf_counter()
+            expansion = await self._off_loop(self.index.spelling.expand, query)
+            vector, scope_vector = _pair(await self.embedder.embed(_texts(query, expansion)))
+            embedded = time.perf_counter()
+            ranked = await self._off_loop(self._fuse, expansion, vector, scope_vector, collection, "hybrid")
+            timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (time.perf_counter() - embedded) * 1000}
         if self.reranker is not None and ranked.scope_score >= self.min_relevance:
             reranked = time.perf_counter()
             try:
@@ -153,8 +176,10 @@ def _pair(vectors: Vectors) -> tuple[Vectors, Vectors]:
     return vectors[0], vectors[-1]
 
 
-def create_retriever(index: LoadedIndex, embedder: Embedder, settings: Settings) -> Retriever:
+def create_retriever(
+    index: LoadedIndex, embedder: Embedder, settings: Settings, executor: Executor | None = None
+) -> Retriever:
     reranker: Reranker | None = None
     if settings.reranker == "bedrock":
         reranker = BedrockReranker(settings)
-    return Retriever(index, embedder, min_relevance=settings.min_relevance, reranker=reranker)
+    return Retriever(index, embedder, min_relevance=settings.min_relevance, reranker=reranker, executor=executor)

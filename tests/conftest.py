@@ -126,6 +126,8 @@ def stack() -> Iterator[Stack]:
         "MAIL_DIR": str(root / "mail"),
         "INVOICE_DIR": str(root / "invoices"),  # numbers restart with each session's empty DynamoDB
         "FLUSH_INTERVAL_S": "0.2",
+        # Workers take jobs only when a submit wakes them: a missed wake-up would stall a test for minutes.
+        "ARQ_POLL_DELAY_S": "300",
         "SIMULATOR_PORT": str(simulator_port),
         "PHONEPE_BASE_URL": f"http://127.0.0.1:{simulator_port}",
         "SIMULATOR_WEBHOOK_URL": f"http://127.0.0.1:{api_port}/api/payments/phonepe/webhook",

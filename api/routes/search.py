@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import re
 import time
@@ -26,7 +25,6 @@ from core import stats
 from core.errors import BadRequestError, NotFoundError, UnavailableError
 from core.logs import REQUEST_ID
 from core.messages import SearchJob
-from core.streams import QUEUE_NAME, job_id
 
 PRIORITY_HEAD_START_S = {"pro": 120, "registered": 60, "anonymous": 0}
 SEARCH_ID = re.compile(r"[0-9a-f]{32}")
@@ -92,23 +90,10 @@ async def start_search(
     )
     await services.searches.create(search_id, owner_of(caller), job.charge, job.enqueued_at_ms)
     await stats.count_search(services.redis, caller.access_tier, caller.anon_id)
-    # arq orders its queue by score: an earlier score lets pro and registered searches jump the line.
+    # An earlier place in the queue lets pro and registered searches jump the line.
     head_start = PRIORITY_HEAD_START_S.get(caller.access_tier, 0)
     defer_until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=head_start) if head_start else None
-    try:
-        await services.arq.enqueue_job(
-            "run_search",
-            msgspec.to_builtins(job),
-            _job_id=job_id(search_id),
-            _queue_name=QUEUE_NAME,
-            _defer_until=defer_until,
-        )
-    except Exception as exc:
-        with contextlib.suppress(Exception):  # Redis itself may be what failed
-            await services.searches.end(search_id, "enqueue_failed", "The search queue is unavailable.")
-        raise UnavailableError(
-            "The search queue is unavailable; try again shortly.", reason="search_unavailable"
-        ) from exc
+    await services.searches.submit(job, defer_until)
     return search_id, admission
 
 
@@ -213,9 +198,8 @@ def _valid_stream_id(value: str) -> bool:
 @post("/api/searches/{search_id:str}/cancel", status_code=202, summary="Cancel a running search (its owner only)")
 async def cancel_search(search_id: str, request: Request[Any, Any, Any], services: Services) -> Accepted:
     await _owned(request, services, search_id)
-    # A search still waiting in the queue is ended here; a running one stops at its next token.
-    still_queued = bool(await services.arq.zrem(QUEUE_NAME, job_id(search_id)))
-    await services.searches.cancel(search_id, still_queued=still_queued)
+    # A search still waiting in the queue is ended at once; a running one stops at its next token.
+    await services.searches.cancel(search_id)
     return Accepted(search_id=search_id, status="cancelling")
 
 

@@ -2,24 +2,31 @@
 
 It is a bare ASGI handler: Litestar still routes it and its errors still go through the one error
 handler, but the body is read and decoded with msgspec directly and the answer is written as bytes,
-because per-request framework work dominated this endpoint's cost (docs/benchmarks.md).
+because per-request framework work dominated this endpoint's cost (docs/benchmarks.md). Litestar leaves
+ASGI handlers out of the OpenAPI schema, so `document_validator` adds the operation of a typed twin
+(`validate_token_documented`, never routed) to the app's schema; the hot path is not touched.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from typing import Annotated
 
 import msgspec
-from litestar import asgi
+from litestar import Litestar, asgi, post
+from litestar.datastructures import ResponseHeader
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.params import Parameter
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from api.admission import Caller, admit
-from api.errors import BodyTooLargeError, MethodNotAllowedError
+from api.errors import ERROR_STATUSES, BodyTooLargeError, ErrorBody, MethodNotAllowedError
 from api.routes.accounts import QuotaInfo, ValidateRequest, ValidateResponse
 from api.state import Services
 from core.errors import BadRequestError, ForbiddenError
 
+PATH = "/api/validate-solution-token"
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _decoder = msgspec.json.Decoder(ValidateRequest)
@@ -48,7 +55,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-@asgi("/api/validate-solution-token", copy_scope=False)
+@asgi(PATH, copy_scope=False)
 async def validate_token(scope: Scope, receive: Receive, send: Send) -> None:
     if scope.get("method") == "OPTIONS":  # without an Origin (browsers' preflight is answered in api/cors.py)
         allow = [(b"allow", b"POST, OPTIONS"), (b"content-length", b"0")]
@@ -103,3 +110,68 @@ async def validate_token(scope: Scope, receive: Receive, send: Send) -> None:
     headers.extend((k.lower().encode(), v.encode()) for k, v in admission.headers.items())
     await send(HTTPResponseStartEvent(type="http.response.start", status=200, headers=headers))
     await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
+
+
+VALIDATE_ERRORS = {
+    400: "Malformed body (reason bad_request, with detail) or a malformed Idempotency-Key",
+    401: "Unknown, revoked or expired token (reason invalid_token)",
+    403: "The token's user has no active entitlement to solution_id (not_entitled, entitlement_inactive), "
+    "or user_email names another user (user_mismatch)",
+    405: "Any method but POST and OPTIONS (see Allow)",
+    413: f"Body over {MAX_BODY_BYTES} bytes",
+    422: "The Idempotency-Key was first used with another body (reason idempotency_key_reused)",
+    429: "The day's quota is used up (reason daily_limit_exceeded, with limit, used and access_tier); "
+    "nothing was counted",
+    503: ERROR_STATUSES[503],
+}
+_RATE_HEADERS = [
+    ResponseHeader(
+        name="RateLimit-Policy",
+        value='"registered";q=10;w=86400',
+        documentation_only=True,
+        description="The quota: q uses per w seconds",
+    ),
+    ResponseHeader(
+        name="RateLimit",
+        value='"registered";r=9;t=3600',
+        documentation_only=True,
+        description="What is left: r uses, t seconds to the reset",
+    ),
+]
+
+
+@post(
+    PATH,
+    status_code=200,
+    summary="Validate a solution token and count one use of its quota",
+    description=(
+        "The API other solutions call on every use. Counts one use unless check_only; a refused call counts "
+        "nothing. An Idempotency-Key header makes a retried call count once. Answers any origin (CORS)."
+    ),
+    operation_id="validateSolutionToken",
+    tags=["validator"],
+    response_headers=_RATE_HEADERS,
+    responses={
+        status: ResponseSpec(data_container=ErrorBody, description=text, generate_examples=False)
+        for status, text in VALIDATE_ERRORS.items()
+    },
+)
+async def validate_token_documented(
+    data: ValidateRequest,
+    idempotency_key: Annotated[
+        str | None,
+        Parameter(header="Idempotency-Key", max_length=128, pattern=IDEMPOTENCY_KEY.pattern, required=False),
+    ] = None,
+) -> ValidateResponse:
+    """The schema's twin of `validate_token`: never routed, only read for its OpenAPI operation."""
+    raise NotImplementedError
+
+
+def document_validator(app: Litestar) -> None:
+    """Put the validator's operation (and the schemas it names) into the app's OpenAPI document."""
+    twin = Litestar([validate_token_documented], openapi_config=OpenAPIConfig(title="twin", version="0"))
+    twin_schema = twin.openapi_schema
+    schema = app.openapi_schema
+    assert schema.paths is not None and twin_schema.paths is not None
+    schema.paths[PATH] = twin_schema.paths[PATH]
+    schema.components.schemas = {**(twin_schema.components.schemas or {}), **(schema.components.schemas or {})}

@@ -13,7 +13,7 @@ from redis.crc import key_slot
 
 from core import stats
 from core.settings import load_settings
-from core.streams import ABORT_KEY, QUEUE_NAME, cancel_key, ended_key, events_key, job_id, meta_key
+from core.streams import ABORT_KEY, QUEUE_NAME, WAKE_KEY, cancel_key, ended_key, events_key, job_id, meta_key
 from dev.local import local_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +73,7 @@ def test_every_key_a_command_or_multi_block_shares_sits_in_one_cluster_slot() ->
         QUEUE_NAME,
         f"{QUEUE_NAME}:health-check",
         ABORT_KEY,
+        WAKE_KEY,  # a worker's BLPOP and the submit's push reach the queue's node
         *(f"arq:{kind}:{job}" for kind in ("job", "in-progress", "result", "retry")),
     ]
     assert len({key_slot(k.encode()) for k in arq_keys}) == 1
