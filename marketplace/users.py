@@ -244,16 +244,8 @@ class UserStore:
     async def verify_code(self, email: str, code: str) -> User:
         data = await self.by_email(email)
         # An unknown or already verified address gets the same answer as a wrong code.
-        if data is None or data.get("verified") or "code_hash" not in data:
-            raise VerificationError_("invalid_code", "That code is not valid.")
-        if int(data.get("code_expires_at", 0)) < time.time():
-            raise VerificationError_("code_expired", "That code has expired; ask for a new one.")
-        current = await self._spend_try(str(data["pk"]), "code")
-        if current is None:
-            raise VerificationError_("too_many_tries", "Too many wrong codes; ask for a new one.")
-        expected = str(current.get("code_hash", ""))
-        if not hmac.compare_digest(expected, _code_hash(self.settings.secret_key, data["email"], code)):
-            raise VerificationError_("invalid_code", "That code is not valid.")
+        expected = await self._check_code(data, "code", code)
+        assert data is not None
         try:
             await self.dynamodb.update_item(
                 TableName=self.table,
@@ -273,25 +265,8 @@ class UserStore:
         data = await self.by_email(email)
         if data is None or data.get("verified"):
             return None
-        now = int(time.time())
-        code = f"{secrets.randbelow(1_000_000):06d}"
-        try:
-            await self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": data["pk"]}},
-                UpdateExpression="SET code_hash = :h, code_expires_at = :e, code_tries = :z, code_sent_at = :n",
-                ConditionExpression="attribute_not_exists(code_sent_at) OR code_sent_at < :recent",
-                ExpressionAttributeValues=values(
-                    h=_code_hash(self.settings.secret_key, data["email"], code),
-                    e=now + CODE_TTL_S,
-                    z=0,
-                    n=now,
-                    recent=now - RESEND_INTERVAL_S,
-                ),
-            )
-        except self.dynamodb.exceptions.ConditionalCheckFailedException:
-            return None
-        return _user(data), code
+        code = await self._issue_code(data, "code", CODE_TTL_S)
+        return (_user(data), code) if code else None
 
     async def start_reset(self, email: str) -> tuple[User, str] | None:
         """A password-reset code for the address, at most one a minute; None for unknown addresses.
@@ -305,17 +280,27 @@ class UserStore:
             data = await self.by_email(email)
         if data is None:
             return None
+        code = await self._issue_code(data, "reset", RESET_TTL_S)
+        return (_user(data), code) if code else None
+
+    def _code_subject(self, data: dict[str, Any], prefix: str) -> str:
+        return str(data["email"]) if prefix == "code" else f"reset:{data['email']}"
+
+    async def _issue_code(self, data: dict[str, Any], prefix: str, ttl_s: int) -> str | None:
+        """A fresh 6-digit code of one kind (`code`: verification, `reset`: password), at most one a
+        minute; None when one went out less than a minute ago."""
         now = int(time.time())
         code = f"{secrets.randbelow(1_000_000):06d}"
         try:
             await self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"pk": {"S": data["pk"]}},
-                UpdateExpression="SET reset_hash = :h, reset_expires_at = :e, reset_tries = :z, reset_sent_at = :n",
-                ConditionExpression="attribute_not_exists(reset_sent_at) OR reset_sent_at < :recent",
+                UpdateExpression=f"SET {prefix}_hash = :h, {prefix}_expires_at = :e, {prefix}_tries = :z, "
+                f"{prefix}_sent_at = :n",
+                ConditionExpression=f"attribute_not_exists({prefix}_sent_at) OR {prefix}_sent_at < :recent",
                 ExpressionAttributeValues=values(
-                    h=_code_hash(self.settings.secret_key, f"reset:{data['email']}", code),
-                    e=now + RESET_TTL_S,
+                    h=_code_hash(self.settings.secret_key, self._code_subject(data, prefix), code),
+                    e=now + ttl_s,
                     z=0,
                     n=now,
                     recent=now - RESEND_INTERVAL_S,
@@ -323,22 +308,31 @@ class UserStore:
             )
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             return None
-        return _user(data), code
+        return code
+
+    async def _check_code(self, data: dict[str, Any] | None, prefix: str, code: str) -> str:
+        """Spend one try and compare; returns the matching stored hash (for the conditional write that
+        uses it up) or raises VerificationError_."""
+        if data is None or f"{prefix}_hash" not in data or (prefix == "code" and data.get("verified")):
+            raise VerificationError_("invalid_code", "That code is not valid.")
+        if int(data.get(f"{prefix}_expires_at", 0)) < time.time():
+            raise VerificationError_("code_expired", "That code has expired; ask for a new one.")
+        current = await self._spend_try(str(data["pk"]), prefix)
+        if current is None:
+            raise VerificationError_("too_many_tries", "Too many wrong codes; ask for a new one.")
+        expected = str(current.get(f"{prefix}_hash", ""))
+        if not hmac.compare_digest(
+            expected, _code_hash(self.settings.secret_key, self._code_subject(data, prefix), code)
+        ):
+            raise VerificationError_("invalid_code", "That code is not valid.")
+        return expected
 
     async def reset_password(self, email: str, code: str, new_password: str) -> User:
         """Set a new password with a reset code; the address is then verified (the code proves it) and
         every earlier session of the account ends."""
         data = await self.by_email(email)
-        if data is None or "reset_hash" not in data:
-            raise VerificationError_("invalid_code", "That code is not valid.")
-        if int(data.get("reset_expires_at", 0)) < time.time():
-            raise VerificationError_("code_expired", "That code has expired; ask for a new one.")
-        current = await self._spend_try(str(data["pk"]), "reset")
-        if current is None:
-            raise VerificationError_("too_many_tries", "Too many wrong codes; ask for a new one.")
-        expected = str(current.get("reset_hash", ""))
-        if not hmac.compare_digest(expected, _code_hash(self.settings.secret_key, f"reset:{data['email']}", code)):
-            raise VerificationError_("invalid_code", "That code is not valid.")
+        expected = await self._check_code(data, "reset", code)
+        assert data is not None
         try:
             await self.dynamodb.update_item(
                 TableName=self.table,

@@ -200,9 +200,10 @@ def pdf_text(data: bytes) -> str:
 async def read_events(
     http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None, stop_after: int | None = None
 ) -> list[tuple[str, str, dict]]:
-    """Reads an SSE stream into (id, event, data) tuples until done/error (or stop_after events)."""
+    """Reads an SSE stream into (id, event, data) tuples until done/error (or stop_after events); a stream
+    that never ends fails the test after two minutes instead of hanging the suite."""
     events: list[tuple[str, str, dict]] = []
-    async with http.stream("GET", url, headers=headers or {}) as response:
+    async with asyncio.timeout(120), http.stream("GET", url, headers=headers or {}) as response:
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
         event_id = event = ""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import httpx
@@ -19,7 +18,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dev.servers import free_port, wait_for_port
-from tests.conftest import ROOT, Stack
+from tests.conftest import ROOT, Stack, wait_until  # noqa: F401  (re-exported: one wait helper)
 
 PASSWORD = "correct horse 1"
 T = TypeVar("T")
@@ -36,11 +35,17 @@ async def mailed_code(client: httpx.AsyncClient, email: str, marker: str = "code
 
 
 async def register(
-    client: httpx.AsyncClient, *, verify: bool = True, email: str | None = None, password: str = PASSWORD
+    client: httpx.AsyncClient,
+    *,
+    verify: bool = True,
+    email: str | None = None,
+    password: str = PASSWORD,
+    name: str = "",
 ) -> tuple[str, dict[str, str]]:
     headers = await csrf(client)
     email = email or f"user-{uuid.uuid4().hex[:8]}@Example.com"
-    response = await client.post("/api/auth/register", json={"email": email, "password": password}, headers=headers)
+    body = {"email": email, "password": password, **({"name": name} if name else {})}
+    response = await client.post("/api/auth/register", json=body, headers=headers)
     assert response.status_code == 201, response.text
     assert response.json()["email"] == email.lower()
     if verify:
@@ -76,16 +81,6 @@ def make_admin(stack: Stack, email: str) -> None:
         [sys.executable, "-m", "marketplace.admin", email], env=stack.env, cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-
-
-async def wait_until(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout_s: float = 10) -> T:
-    """Polls an observable state until it holds (or the time is up: the last value is returned)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager

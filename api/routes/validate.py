@@ -169,9 +169,10 @@ async def validate_token_documented(
 
 def document_validator(app: Litestar) -> None:
     """Put the validator's operation (and the schemas it names) into the app's OpenAPI document."""
-    # No logging config: Litestar would otherwise put its own text handler on the root logger.
     twin = Litestar(
-        [validate_token_documented], openapi_config=OpenAPIConfig(title="twin", version="0"), logging_config=None
+        [validate_token_documented],
+        openapi_config=OpenAPIConfig(title="twin", version="0"),
+        logging_config=None,  # a default one would replace the root logger's JSON handler
     )
     twin_schema = twin.openapi_schema
     schema = app.openapi_schema
