@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Litestar, asgi, post
-from litestar.datastructures import ResponseHeader
+from litestar import Litestar, Request, Response, asgi, post
+from litestar.datastructures import ResponseHeader, State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import Parameter
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
@@ -55,6 +56,40 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+async def decide(
+    services: Services, data: ValidateRequest, body: bytes, key: str | None, client_ip: str
+) -> tuple[ValidateResponse, dict[str, str]]:
+    """The validator's decision and its RateLimit headers, whichever handler received the request."""
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise BadRequestError("Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-].", detail="Idempotency-Key")
+    grant = await services.tokens.resolve(data.token, data.solution_id, client=await services.ip_hasher.hash(client_ip))
+    if data.user_email is not None and data.user_email.strip().lower() != grant.email:
+        raise ForbiddenError("The token belongs to another user than user_email.", reason="user_mismatch")
+    caller = Caller(
+        access_tier=grant.access_tier,
+        user_id=grant.user_id,
+        email=grant.email,
+        solution_id=grant.solution_id,
+        limit=grant.daily_limit,
+        used_elsewhere=grant.used_elsewhere,
+    )
+    # A retry must be the same request: the key is bound to a hash of the body (the IETF draft's rule).
+    fingerprint = hashlib.sha256(body).hexdigest()[:32] if key else ""
+    admission = await admit(services, caller, check_only=data.check_only, idempotency_key=key, fingerprint=fingerprint)
+    decision = admission.decision
+    answer = ValidateResponse(
+        allowed=True,
+        user_email=grant.email,
+        solution_id=data.solution_id,
+        access_tier=grant.access_tier,
+        quota_remaining=decision.remaining,
+        quota=QuotaInfo(daily_limit=decision.limit, daily_used=decision.used, unlimited=decision.limit < 0),
+        entitlement_status=grant.entitlement_status,
+        created_at=grant.created_at,
+    )
+    return answer, admission.headers
+
+
 @asgi(PATH, copy_scope=False)
 async def validate_token(scope: Scope, receive: Receive, send: Send) -> None:
     if scope.get("method") == "OPTIONS":  # without an Origin (browsers' preflight is answered in api/cors.py)
@@ -71,43 +106,14 @@ async def validate_token(scope: Scope, receive: Receive, send: Send) -> None:
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
         raise BadRequestError("The request is malformed.", detail=str(exc)[:300]) from exc
     key = _header(scope, b"idempotency-key")
-    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-        raise BadRequestError("Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-].", detail="Idempotency-Key")
     client = scope.get("client")
-    grant = await services.tokens.resolve(
-        data.token, data.solution_id, client=await services.ip_hasher.hash(client[0] if client else "unknown")
-    )
-    if data.user_email is not None and data.user_email.strip().lower() != grant.email:
-        raise ForbiddenError("The token belongs to another user than user_email.", reason="user_mismatch")
-    caller = Caller(
-        access_tier=grant.access_tier,
-        user_id=grant.user_id,
-        email=grant.email,
-        solution_id=grant.solution_id,
-        limit=grant.daily_limit,
-        used_elsewhere=grant.used_elsewhere,
-    )
-    # A retry must be the same request: the key is bound to a hash of the body (the IETF draft's rule).
-    fingerprint = hashlib.sha256(body).hexdigest()[:32] if key else ""
-    admission = await admit(services, caller, check_only=data.check_only, idempotency_key=key, fingerprint=fingerprint)
-    decision = admission.decision
-    body = _encoder.encode(
-        ValidateResponse(
-            allowed=True,
-            user_email=grant.email,
-            solution_id=data.solution_id,
-            access_tier=grant.access_tier,
-            quota_remaining=decision.remaining,
-            quota=QuotaInfo(daily_limit=decision.limit, daily_used=decision.used, unlimited=decision.limit < 0),
-            entitlement_status=grant.entitlement_status,
-            created_at=grant.created_at,
-        )
-    )
+    answer, rate_headers = await decide(services, data, body, key, client[0] if client else "unknown")
+    body = _encoder.encode(answer)
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
     ]
-    headers.extend((k.lower().encode(), v.encode()) for k, v in admission.headers.items())
+    headers.extend((k.lower().encode(), v.encode()) for k, v in rate_headers.items())
     await send(HTTPResponseStartEvent(type="http.response.start", status=200, headers=headers))
     await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
 
@@ -158,13 +164,24 @@ _RATE_HEADERS = [
 )
 async def validate_token_documented(
     data: ValidateRequest,
+    request: Request[Any, Any, Any],
+    services: Services,
     idempotency_key: Annotated[
         str | None,
         Parameter(header="Idempotency-Key", max_length=128, pattern=IDEMPOTENCY_KEY.pattern, required=False),
     ] = None,
-) -> ValidateResponse:
-    """The schema's twin of `validate_token`: never routed, only read for its OpenAPI operation."""
-    raise NotImplementedError
+) -> Response[ValidateResponse]:
+    """The typed twin of `validate_token`, with the same decision: the app routes the bare ASGI handler
+    (for speed) and reads this one only for its OpenAPI operation."""
+    body = msgspec.json.encode(data)
+    client_ip = request.client.host if request.client else "unknown"
+    answer, headers = await decide(services, data, body, idempotency_key, client_ip)
+    return Response(answer, headers=headers)
+
+
+def _app_services(state: State) -> Services:
+    services: Services = state.services
+    return services
 
 
 def document_validator(app: Litestar) -> None:
@@ -172,6 +189,8 @@ def document_validator(app: Litestar) -> None:
     twin = Litestar(
         [validate_token_documented],
         openapi_config=OpenAPIConfig(title="twin", version="0"),
+        dependencies={"services": Provide(_app_services, sync_to_thread=False)},
+        signature_namespace={"Services": Services, "Request": Request},
         logging_config=None,  # a default one would replace the root logger's JSON handler
     )
     twin_schema = twin.openapi_schema
