@@ -260,6 +260,15 @@ async def wait_until(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool
         await asyncio.sleep(0.1)
 
 
+async def webhooks_delivered(stack: Stack, before: int, count: int) -> list[dict[str, Any]]:
+    """Waits until the simulator has delivered `count` more webhooks than `before` (and had our answers)."""
+    delivered: list[dict[str, Any]] = await wait_until(
+        lambda: simulator_get(stack, "/simulator/webhooks"), lambda d: len(d) >= before + count
+    )
+    assert len(delivered) >= before + count, delivered[before:]
+    return delivered[before:]
+
+
 async def wait_state(client: httpx.AsyncClient, order: str, want: str, timeout_s: float = 10) -> dict:
     async def probe() -> dict:
         return dict((await client.get(f"/api/payments/{order}")).json())

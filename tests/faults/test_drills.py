@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from core.streams import REFUND_STREAM, events_key
 from dev.servers import free_port, start_valkey, stop, wait_for_port
 from tests.conftest import Stack, read_events
-from tests.integration.test_quota_faults import start_gateway
+from tests.helpers import start_gateway
 
 pytestmark = pytest.mark.slow
 

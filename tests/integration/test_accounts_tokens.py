@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import Stack, read_events
-from tests.helpers import csrf, register, token_for  # noqa: F401  (others import them from here)
+from tests.helpers import csrf, register, token_for, wait_until  # noqa: F401  (others import them from here)
 
 
 async def test_register_login_logout_and_me(client: httpx.AsyncClient) -> None:
@@ -131,8 +131,9 @@ async def test_revoked_token_stops_working_within_a_second(client: httpx.AsyncCl
     assert listed[0]["token_prefix"] == token[:9] and token not in str(listed)
     revoked = await client.post(f"/api/tokens/{listed[0]['token_id']}/revoke", headers=headers)
     assert revoked.status_code == 200
-    await asyncio.sleep(1.0)
-    after = await client.post("/api/validate-solution-token", json=body)
+    after = await wait_until(
+        lambda: client.post("/api/validate-solution-token", json=body), lambda r: r.status_code == 401, timeout_s=1.0
+    )
     assert after.status_code == 401 and after.json()["reason"] == "invalid_token"
 
 

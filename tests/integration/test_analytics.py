@@ -16,8 +16,7 @@ from dev.servers import free_port, start_valkey, stop
 from marketplace.history import History
 from payments.checkout import Transaction, TransactionStore
 from tests.conftest import ROOT, Stack
-from tests.integration.test_accounts_tokens import register
-from tests.integration.test_quota_faults import start_gateway
+from tests.helpers import register, start_gateway
 
 DAY = 86400
 

@@ -16,7 +16,7 @@ from core.streams import REFUND_STREAM
 from dev.servers import free_port, start_valkey, stop
 from tests.conftest import Stack, read_events
 from tests.fakes.bedrock import Script, create_app
-from tests.integration.test_quota_faults import start_gateway
+from tests.helpers import start_gateway
 
 
 @pytest.fixture

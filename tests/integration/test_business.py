@@ -15,9 +15,8 @@ from core.settings import load_settings
 from marketplace.mail import Attachment, Outbox, SmtpMailer
 from payments.checkout import Transaction, TransactionStore
 from payments.invoices import InvoiceIssuer
-from tests.conftest import Sink, Stack, pdf_text, settle, wait_state
-from tests.integration.test_accounts_tokens import register, token_for
-from tests.integration.test_quota_faults import start_gateway
+from tests.conftest import Sink, Stack, pdf_text, settle, simulator_get, wait_state, webhooks_delivered
+from tests.helpers import register, start_gateway, token_for
 
 KARNATAKA_GSTIN = "29AAGCB7383J1Z4"
 
@@ -43,6 +42,7 @@ async def test_completed_payment_gets_one_gst_invoice_only_its_owner_can_downloa
         "gstin": KARNATAKA_GSTIN.lower(),
     }
     order = (await buy(client, headers, billing)).json()
+    webhooks_before = len(await simulator_get(stack, "/simulator/webhooks"))
     await settle(stack, order["merchant_order_id"], webhook="duplicate")
     paid = await wait_state(client, order["merchant_order_id"], "COMPLETED")
     for _ in range(50):
@@ -72,7 +72,7 @@ async def test_completed_payment_gets_one_gst_invoice_only_its_owner_can_downloa
     async with httpx.AsyncClient(base_url=stack.base_url) as other:
         await register(other)
         assert (await other.get(f"/api/payments/{order['merchant_order_id']}/invoice.pdf")).status_code == 404
-    await asyncio.sleep(1.0)  # the duplicate webhooks have arrived by now
+    await webhooks_delivered(stack, webhooks_before, 3)  # all three copies were answered
     mails = (await client.get("/dev/mailbox/messages", params={"to": email})).json()
     receipts = [m for m in mails if m["subject"].startswith("Payment received")]
     assert len(receipts) == 1 and receipts[0]["attachments"] == [paid["invoice_no"].replace("/", "_") + ".pdf"]

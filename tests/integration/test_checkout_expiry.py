@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import Stack, checkout, settle, simulator_get, wait_state, wait_until
-from tests.integration.test_accounts_tokens import register
+from tests.helpers import register
 
 
 async def subjects(client: httpx.AsyncClient, email: str) -> list[str]:

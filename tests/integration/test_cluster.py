@@ -19,8 +19,7 @@ from quota.engine import QuotaEngine
 from quota.flusher import Flusher
 from quota.store import UsageStore
 from tests.conftest import Stack, read_events
-from tests.helpers import wait_until
-from tests.integration.test_accounts_tokens import register, token_for
+from tests.helpers import register, token_for, wait_until
 from tests.integration.test_quota_engine import store  # noqa: F401  (fixture)
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import Stack
-from tests.integration.test_accounts_tokens import register
+from tests.helpers import register
 
 pytestmark = pytest.mark.slow
 

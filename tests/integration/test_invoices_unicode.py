@@ -16,7 +16,7 @@ from core.dynamo import create_dynamodb_client
 from dev.servers import free_port
 from marketplace.mail import DevMailbox, Outbox, create_mailer
 from tests.conftest import Sink, Stack, checkout, pdf_text, settle, simulator_get, wait_state, wait_until
-from tests.integration.test_accounts_tokens import register, token_for
+from tests.helpers import register, token_for
 
 NAME = "Łukasz Żółć"
 ADDRESS = "मुंबई, महाराष्ट्र"

@@ -26,9 +26,8 @@ from core.streams import WORKERS_KEY
 from dev import supervisor as supervisor_module
 from dev.servers import free_port
 from dev.supervisor import Supervisor
-from tests.conftest import ROOT, Stack, read_events
-from tests.integration.test_accounts_tokens import csrf, register, token_for
-from tests.integration.test_payments import checkout, tier, wait_state
+from tests.conftest import ROOT, Stack, checkout, read_events, tier, wait_state
+from tests.helpers import csrf, register, token_for
 
 pytestmark = pytest.mark.slow
 SET_BY_MAKE_UP = ("REDIS_URL", "DYNAMODB_ENDPOINT_URL", "PHONEPE_BASE_URL", "SIMULATOR_WEBHOOK_URL", "DEV_MAILBOX")

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from tests.conftest import Stack, checkout, read_events, settle, wait_state
-from tests.integration.test_accounts_tokens import register, token_for
+from tests.helpers import register, token_for
 
 CLIENT_IP = "203.0.113.77"  # documentation range; sent as X-Forwarded-For, which uvicorn trusts from loopback
 

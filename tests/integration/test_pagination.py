@@ -22,8 +22,7 @@ from marketplace.mail import Outbox
 from payments.analytics import compute
 from payments.checkout import Transaction, TransactionStore
 from tests.conftest import ROOT, Stack
-from tests.integration.test_accounts_tokens import register
-from tests.integration.test_quota_faults import start_gateway
+from tests.helpers import register, start_gateway
 
 DAY = 86400
 

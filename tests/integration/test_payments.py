@@ -10,9 +10,8 @@ import httpx
 
 from core.dynamo import create_dynamodb_client
 from payments.phonepe import webhook_authorization
-from tests.conftest import Stack, checkout, settle, tier, wait_state
-from tests.integration.test_accounts_tokens import register, token_for
-from tests.integration.test_marketplace import make_admin
+from tests.conftest import Stack, checkout, settle, simulator_get, tier, wait_state, wait_until, webhooks_delivered
+from tests.helpers import make_admin, register, token_for
 
 DAY = 86400
 
@@ -73,17 +72,19 @@ async def test_duplicate_and_out_of_order_webhooks_upgrade_once(client: httpx.As
     _, headers = await register(client)
     await token_for(client, headers)
     order = await checkout(client, headers)
+    before = len(await simulator_get(stack, "/simulator/webhooks"))
     await settle(stack, order["merchant_order_id"], webhook="duplicate")
     paid = await wait_state(client, order["merchant_order_id"], "COMPLETED")
-    await asyncio.sleep(1.0)  # let the other deliveries arrive
+    await webhooks_delivered(stack, before, 3)  # every copy was answered
     again = (await client.get(f"/api/payments/{order['merchant_order_id']}")).json()
     assert again["pro_until"] == paid["pro_until"]  # 30 days, not 90
     assert len((await client.get("/api/payments")).json()) == 1
 
     second = await checkout(client, headers)
+    before = len(await simulator_get(stack, "/simulator/webhooks"))
     await settle(stack, second["merchant_order_id"], webhook="out_of_order")
     renewed = await wait_state(client, second["merchant_order_id"], "COMPLETED")
-    await asyncio.sleep(1.0)
+    await webhooks_delivered(stack, before, 2)  # the stale one, sent late, was answered too
     assert (await client.get(f"/api/payments/{second['merchant_order_id']}")).json()["state"] == "COMPLETED"
     # Paying again while pro extends from the current expiry, not from today.
     assert renewed["pro_until"] == paid["pro_until"] + 30 * DAY
@@ -117,8 +118,10 @@ async def test_a_crash_before_our_write_is_repaired_on_restart(client: httpx.Asy
     await token_for(client, headers)
     order = await checkout(client, headers)
     # PhonePe took the money, but we never heard: no webhook, no return visit, no poller running.
+    before = len(await simulator_get(stack, "/simulator/webhooks"))
     await settle(stack, order["merchant_order_id"], webhook="missing")
-    await asyncio.sleep(1.5)
+    # settle() returns once PhonePe's side says COMPLETED; no webhook went out, so we still say PENDING.
+    assert len(await simulator_get(stack, "/simulator/webhooks")) == before
     assert (await client.get(f"/api/payments/{order['merchant_order_id']}")).json()["state"] == "PENDING"
     stack.spawn("poller", ["-m", "payments.reconcile"])  # the restart
     try:
@@ -163,8 +166,13 @@ async def test_pro_expires_back_to_registered(client: httpx.AsyncClient, stack: 
             UpdateExpression="SET proUntil = :past",
             ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
         )
-    await asyncio.sleep(0.6)  # the gateway's cached copy still says pro, but its expiry has passed
-    r = await client.post("/api/validate-solution-token", json={"token": token, "solution_id": "aws-solution-finder"})
+    # The gateway's cached copy may still say pro for a moment; its expiry has passed, so the tier follows.
+    r = await wait_until(
+        lambda: client.post(
+            "/api/validate-solution-token", json={"token": token, "solution_id": "aws-solution-finder"}
+        ),
+        lambda r: r.json()["access_tier"] == "registered",
+    )
     assert r.json()["access_tier"] == "registered" and r.json()["quota"]["daily_limit"] == 10
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import Stack
-from tests.integration.test_accounts_tokens import register
-from tests.integration.test_marketplace import make_admin
+from tests.helpers import make_admin, register
 
 
 async def test_analytics_days_out_of_bounds_is_400(client: httpx.AsyncClient, stack: Stack) -> None:

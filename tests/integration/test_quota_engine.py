@@ -23,7 +23,7 @@ from quota.engine import LUA_DIR, QuotaEngine
 from quota.flusher import Flusher
 from quota.store import UsageStore
 from tests.conftest import Stack
-from tests.integration.test_accounts_tokens import register, token_for
+from tests.helpers import register, token_for
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ from core.dynamo import create_dynamodb_client
 from marketplace.entitlements import ProLedger, ProPasses
 from marketplace.history import History, HistoryEvent
 from tests.conftest import SOLUTION, Stack, checkout, settle, simulator_get, tier, wait_state, wait_until
-from tests.integration.test_accounts_tokens import register, token_for
-from tests.integration.test_marketplace import make_admin
-from tests.integration.test_quota_faults import start_gateway
+from tests.helpers import make_admin, register, start_gateway, token_for
 
 DAY = 86400
 

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import Stack
-from tests.integration.test_accounts_tokens import register
-from tests.integration.test_marketplace import make_admin
+from tests.helpers import make_admin, register
 
 
 async def become_partner(stack: Stack, http: httpx.AsyncClient, admin: httpx.AsyncClient) -> dict[str, str]:

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from core.streams import QUEUE_NAME, job_id
+from core.streams import QUEUE_NAME, events_key, job_id
 from dev.servers import free_port, start_valkey, stop
 from search_worker.index import IndexMismatchError, LoadedIndex, current_version
 from tests.conftest import ROOT, Stack, read_events
-from tests.integration.test_quota_faults import start_gateway
+from tests.helpers import start_gateway, wait_until
 
 
 async def test_cancel_stops_the_worker_within_a_second(client: httpx.AsyncClient) -> None:
@@ -42,11 +42,14 @@ async def test_cancel_stops_the_worker_within_a_second(client: httpx.AsyncClient
     assert len(tokens) < 10  # it stopped early, not after the whole answer
 
 
-async def test_a_client_that_disconnects_does_not_cancel_generation(client: httpx.AsyncClient) -> None:
+async def test_a_client_that_disconnects_does_not_cancel_generation(client: httpx.AsyncClient, redis: Redis) -> None:
     created = (await client.post("/api/searches", json={"query": "video on demand streaming"})).json()
     first = await read_events(client, created["events_url"], stop_after=1)  # read sources, then hang up
     assert first[0][1] == "sources"
-    await asyncio.sleep(2.5)
+    # With nobody listening, the worker still writes the whole answer: its stream ends with `done`.
+    key = events_key(created["search_id"])
+    entries = await wait_until(lambda: redis.xrange(key), lambda e: bool(e) and e[-1][1][b"event"] == b"done")
+    assert entries[-1][1][b"event"] == b"done"
     full = await read_events(client, created["events_url"])
     assert full[-1][1] == "done"
 
@@ -75,7 +78,7 @@ async def test_idle_streams_get_comment_heartbeats(stack: Stack) -> None:
 async def test_pro_and_registered_searches_do_not_wait_behind_anonymous_ones(
     client: httpx.AsyncClient, stack: Stack, redis: Redis
 ) -> None:
-    from tests.integration.test_accounts_tokens import register, token_for
+    from tests.helpers import register, token_for
 
     _, headers = await register(client)
     token = await token_for(client, headers)
@@ -119,7 +122,9 @@ async def test_workers_switch_to_a_new_index_version_between_jobs(
     client: httpx.AsyncClient, stack: Stack, redis: Redis
 ) -> None:
     before = current_version(stack.settings.index_dir)
-    await asyncio.sleep(1.1)  # versions are named by the second
+    # Versions are named by the second: wait for the clock to reach the next one.
+    started = int(time.time())
+    await wait_until(lambda: asyncio.sleep(0, int(time.time())), lambda now: now > started, timeout_s=2)
     built = subprocess.run(
         [sys.executable, "-m", "search_worker.index", "build"],
         env=stack.env,
