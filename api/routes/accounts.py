@@ -27,6 +27,7 @@ from api.deps import client_ip
 from api.state import Services
 from core.errors import BadRequestError, ForbiddenError, NotFoundError
 from marketplace.catalog import get_solution
+from marketplace.entitlements import Entitlement
 from marketplace.history import History
 from marketplace.mail import DevMailbox, Message
 from marketplace.tokens import IssuedToken, TokenRecord
@@ -354,8 +355,14 @@ async def _require_available(services: Services, solution_id: str) -> None:
         raise NotFoundError("No such solution, or it is retired.", reason="unknown_solution")
 
 
-async def _issued_view(services: Services, user: User, issued: IssuedToken) -> GeneratedToken:
-    entitlement = await services.entitlements.ensure(user.user_id, issued.record.solution_id, services.redis)
+async def _issue_new(services: Services, user: User, solution_id: str) -> tuple[IssuedToken, Entitlement]:
+    """A new token for an available solution, the user made entitled to it first if needed."""
+    await _require_available(services, solution_id)
+    entitlement = await services.entitlements.ensure(user.user_id, solution_id, services.redis)
+    return await services.token_service.issue(user.user_id, user.email, solution_id), entitlement
+
+
+async def _issued_view(services: Services, user: User, issued: IssuedToken, entitlement: Entitlement) -> GeneratedToken:
     quota = await _quota_info(services, user, issued.record.solution_id, entitlement.tier, entitlement.daily_limit)
     return GeneratedToken(
         token=issued.token,
@@ -370,10 +377,8 @@ async def _issued_view(services: Services, user: User, issued: IssuedToken) -> G
 @post("/api/generate-solution-token", status_code=201, summary="Issue a solution token (shown once)")
 async def generate_token(data: GenerateRequest, request: Request[Any, Any, Any], services: Services) -> GeneratedToken:
     user = await _verified(request, services, csrf=True)
-    await _require_available(services, data.solution_id)
-    await services.entitlements.ensure(user.user_id, data.solution_id, services.redis)
-    issued = await services.token_service.issue(user.user_id, user.email, data.solution_id)
-    return await _issued_view(services, user, issued)
+    issued, entitlement = await _issue_new(services, user, data.solution_id)
+    return await _issued_view(services, user, issued, entitlement)
 
 
 @post(
@@ -388,9 +393,7 @@ async def finder_handoff(data: HandoffRequest, request: Request[Any, Any, Any], 
     allowed = {services.settings.public_base_url.rstrip("/"), *services.settings.finder_origin_list}
     if origin not in allowed or parts.fragment:
         raise BadRequestError("That return address is not a known finder (FINDER_ORIGINS).", reason="unknown_origin")
-    await _require_available(services, data.solution_id)
-    await services.entitlements.ensure(user.user_id, data.solution_id, services.redis)
-    issued = await services.token_service.issue(user.user_id, user.email, data.solution_id)
+    issued, _ = await _issue_new(services, user, data.solution_id)
     # In the fragment, never the query: fragments are not sent to servers or kept in their logs.
     return Handoff(redirect_url=f"{data.return_to}#token={issued.token}", token_prefix=issued.record.prefix)
 
@@ -415,7 +418,8 @@ async def rotate_token(token_id: str, request: Request[Any, Any, Any], services:
     if not TOKEN_ID.fullmatch(token_id):
         raise NotFoundError("No such active token.")
     issued = await services.token_service.rotate(user.user_id, user.email, token_id)
-    return await _issued_view(services, user, issued)
+    entitlement = await services.entitlements.ensure(user.user_id, issued.record.solution_id, services.redis)
+    return await _issued_view(services, user, issued, entitlement)
 
 
 @get("/api/tokens", summary="Your tokens: prefix, status, creation and last use")
