@@ -13,6 +13,7 @@ from api.identity import ratelimit_headers
 from api.state import Services
 from core.messages import Charge
 from core.metrics import QUOTA_DECISIONS
+from marketplace.tokens import Grant
 from quota import keys
 from quota.engine import Decision
 from quota.errors import QuotaExceededError, QuotaUnavailableError
@@ -32,6 +33,20 @@ class Caller:
     new_anon_cookie: str | None = None
     client_ip: str = ""
     used_elsewhere: dict[str, int] = field(default_factory=dict)  # {day: count} the old system counted
+
+
+def caller_for_grant(grant: Grant, client_ip: str = "") -> Caller:
+    """The caller a solution token stands for, wherever the token arrives (validator or search API)."""
+    return Caller(
+        access_tier=grant.access_tier,
+        solution_id=grant.solution_id,
+        user_id=grant.user_id,
+        email=grant.email,
+        limit=grant.daily_limit,
+        token_hash=grant.token_hash,
+        client_ip=client_ip,
+        used_elsewhere=grant.used_elsewhere,
+    )
 
 
 @dataclass

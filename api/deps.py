@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Request
 
-from api.admission import SOLUTION_ID, Caller
+from api.admission import SOLUTION_ID, Caller, caller_for_grant
 from api.auth import optional_session_user
 from api.identity import ANON_COOKIE, mint_anon_id, verify_anon_cookie
 from api.state import Services
@@ -29,14 +29,7 @@ async def resolve_caller(request: Request[Any, Any, Any], services: Services, *,
         grant = await services.tokens.resolve(
             token.strip(), SOLUTION_ID, client=await services.ip_hasher.hash(client_ip(request))
         )
-        return Caller(
-            access_tier=grant.access_tier,
-            user_id=grant.user_id,
-            email=grant.email,
-            limit=grant.daily_limit,
-            token_hash=grant.token_hash,
-            client_ip=client_ip(request),
-        )
+        return caller_for_grant(grant, client_ip(request))
     user = await optional_session_user(request, services, csrf=request.method != "GET")
     if user is not None and user.verified:
         entitlement = await services.entitlements.cached(user.user_id, user.email, SOLUTION_ID, services.tokens.cache)

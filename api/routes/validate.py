@@ -21,7 +21,7 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import Parameter
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
-from api.admission import Caller, admit
+from api.admission import admit, caller_for_grant
 from api.errors import ERROR_STATUSES, BodyTooLargeError, ErrorBody, MethodNotAllowedError
 from api.routes.accounts import QuotaInfo, ValidateRequest, ValidateResponse
 from api.state import Services
@@ -65,14 +65,7 @@ async def decide(
     grant = await services.tokens.resolve(data.token, data.solution_id, client=await services.ip_hasher.hash(client_ip))
     if data.user_email is not None and data.user_email.strip().lower() != grant.email:
         raise ForbiddenError("The token belongs to another user than user_email.", reason="user_mismatch")
-    caller = Caller(
-        access_tier=grant.access_tier,
-        user_id=grant.user_id,
-        email=grant.email,
-        solution_id=grant.solution_id,
-        limit=grant.daily_limit,
-        used_elsewhere=grant.used_elsewhere,
-    )
+    caller = caller_for_grant(grant, client_ip)
     # A retry must be the same request: the key is bound to a hash of the body (the IETF draft's rule).
     fingerprint = hashlib.sha256(body).hexdigest()[:32] if key else ""
     admission = await admit(services, caller, check_only=data.check_only, idempotency_key=key, fingerprint=fingerprint)
