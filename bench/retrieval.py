@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.settings import load_settings  # noqa: E402
-from search_worker.embedders import create_embedder  # noqa: E402
+from search_worker.embedders import create_embedder, create_scope_embedder  # noqa: E402
+from search_worker.embedding_cache import models  # noqa: E402
 from search_worker.index import open_current  # noqa: E402
 from search_worker.retrieval import Retriever  # noqa: E402
 
@@ -109,13 +110,17 @@ def main() -> int:
     parser.add_argument("--misses", default="", help="print the misses of this set (never the held-out one)")
     args = parser.parse_args()
     settings = load_settings()
-    index = open_current(settings.index_dir, settings.embedder)
+    embedder, scope_embedder = create_embedder(settings), create_scope_embedder(settings)
+    index = open_current(settings.index_dir, settings.embedder, *models(embedder, scope_embedder))
     if index is None:
         print("no index: run `make index` first", file=sys.stderr)
         return 2
-    retriever = Retriever(index, create_embedder(settings), min_relevance=settings.min_relevance)
+    retriever = Retriever(index, embedder, min_relevance=settings.min_relevance, scope_embedder=scope_embedder)
     retriever.retrieve_sync("warm up", k=10)
-    print(f"index {index.version} · mode {args.mode} · scope threshold {settings.min_relevance}")
+    print(
+        f"index {index.version} · model {index.meta.model} · scope model {index.meta.scope_model or 'the same'}"
+        f" · mode {args.mode} · scope threshold {settings.min_relevance}"
+    )
     latencies: list[float] = []
     for spec in args.eval or DEFAULT_SETS:
         name, files = spec.split("=", 1)

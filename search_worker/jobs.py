@@ -21,6 +21,7 @@ from core.search_sessions import SearchSessions
 from core.settings import Settings
 from search_worker.answerers import NO_MATCH_ANSWER, Answerer, AnswerError, AnswerUsage, parse_citations
 from search_worker.embedders import Embedder
+from search_worker.embedding_cache import models
 from search_worker.index import LoadedIndex, current_version
 from search_worker.retrieval import create_retriever
 
@@ -39,6 +40,7 @@ class WorkerContext:
     worker_id: str
     sessions: SearchSessions
     cpu: Executor | None = None  # the CPU-bound steps run here, not on the event loop
+    scope_embedder: Embedder | None = None  # the out-of-scope test's model when it is not the ranking one
     jobs_run: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -50,7 +52,9 @@ class WorkerContext:
             try:
                 path = Path(self.settings.index_dir) / version
                 loop = asyncio.get_running_loop()
-                self.index = await loop.run_in_executor(self.cpu, LoadedIndex, path, self.embedder.name)
+                self.index = await loop.run_in_executor(
+                    self.cpu, LoadedIndex, path, self.embedder.name, *models(self.embedder, self.scope_embedder)
+                )
                 log.info("loaded index version %s", version)
             except Exception:
                 log.exception("could not load index version %s; keeping %s", version, self.index.version)
@@ -84,7 +88,7 @@ async def _run(context: WorkerContext, job: SearchJob) -> str:
         return "duplicate"
     try:
         await context.maybe_reload_index()
-        retriever = create_retriever(context.index, context.embedder, settings, context.cpu)
+        retriever = create_retriever(context.index, context.embedder, settings, context.cpu, context.scope_embedder)
         retrieval = await retriever.retrieve(job.query, k=job.k, collection=job.collection)
         sources = [] if retrieval.no_match else retrieval.results
         await sessions.emit(

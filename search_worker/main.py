@@ -24,7 +24,8 @@ from core.search_sessions import SearchSessions
 from core.settings import Settings, load_settings
 from core.streams import ABORT_KEY, QUEUE_NAME, WAKE_KEY, WORKERS_KEY, worker_index_key
 from search_worker.answerers import create_answerer
-from search_worker.embedders import create_embedder
+from search_worker.embedders import create_embedder, create_scope_embedder
+from search_worker.embedding_cache import models
 from search_worker.index import open_current
 from search_worker.jobs import WorkerContext, run_search
 
@@ -74,7 +75,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     cpu = create_cpu_pool("search-cpu")
     ctx["cpu"] = cpu
     embedder = create_embedder(settings, executor=cpu)
-    index = open_current(settings.index_dir, embedder.name)
+    scope_embedder = create_scope_embedder(settings)
+    index = open_current(settings.index_dir, embedder.name, *models(embedder, scope_embedder))
     if index is None:
         raise SystemExit("no search index: run `make index` (make up builds it on first start)")
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -84,6 +86,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         settings=settings,
         redis=redis,
         embedder=embedder,
+        scope_embedder=scope_embedder,
         answerer=create_answerer(settings),
         index=index,
         worker_id=worker_id,

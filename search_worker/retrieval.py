@@ -63,27 +63,27 @@ class Retriever:
         min_relevance: float,
         reranker: Reranker | None = None,
         executor: Executor | None = None,
+        scope_embedder: Embedder | None = None,
     ) -> None:
         self.index = index
         self.embedder = embedder
+        self.scope_embedder = scope_embedder  # the out-of-scope test's own model, if not the ranking one
         self.min_relevance = min_relevance
         self.reranker = reranker
         self.executor = executor  # where the CPU-bound steps of `retrieve` run, off the event loop
         present = ([index.positions[i] for i in group if i in index.positions] for group in SAME_PRODUCT)
         self._groups = [group for group in present if len(group) > 1]  # a catalog may hold one name only
 
-    def scope_score(self, full: Vectors, vector: Vectors) -> float:
+    def scope_score(self, scope_vector: Vectors) -> float:
         """How clearly the question belongs to the catalog: its best full-text cosine, raised or lowered
         by how much nearer it is to the catalog than to the everyday off-topic anchors."""
-        top = float(full.max())
-        return top + OFF_TOPIC_WEIGHT * (top - self.index.off_topic_score(vector))
+        top, off_topic = self.index.scope_cosines(scope_vector)
+        return top + OFF_TOPIC_WEIGHT * (top - off_topic)
 
     def _fuse(
         self, expansion: Expansion, vector: Vectors, scope_vector: Vectors, collection: str | None, mode: str
     ) -> _Ranked:
-        full, best = self.index.dense_scores(vector)
-        if scope_vector is not vector:
-            full = self.index.dense_scores(scope_vector)[0]
+        best = self.index.dense_scores(vector)[1]
         median = float(np.median(best))
         dense = (best - median) / max(float(best.max()) - median, 1e-6)
         mask = self.index.collection_mask(collection) if collection else None
@@ -99,7 +99,7 @@ class Retriever:
             scores[group] = scores[group].max()
         order = np.argsort(-scores, kind="stable")[:_KEEP]
         kept = [int(i) for i in order[np.isfinite(scores[order])]]
-        return _Ranked(kept, scores, self.scope_score(full, scope_vector), expansion)
+        return _Ranked(kept, scores, self.scope_score(scope_vector), expansion)
 
     def _result(self, ranked: _Ranked, k: int, timings: dict[str, float]) -> Retrieval:
         records = self.index.records
@@ -121,7 +121,11 @@ class Retriever:
     def _rank_local(self, query: str, collection: str | None, mode: str = "hybrid") -> tuple[_Ranked, dict[str, float]]:
         started = time.perf_counter()
         expansion = self.index.spelling.expand(query)
-        vector, scope_vector = _pair(self.embedder.embed_sync(_texts(query, expansion)))
+        if self.scope_embedder is None:
+            vector, scope_vector = _pair(self.embedder.embed_sync(_texts(query, expansion)))
+        else:  # the corrected question ranks with the adapted model; the typed one decides scope
+            vector = self.embedder.embed_sync([expansion.text])[0]
+            scope_vector = self.scope_embedder.embed_sync([query])[0]
         embedded = time.perf_counter()
         ranked = self._fuse(expansion, vector, scope_vector, collection, mode)
         timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (time.perf_counter() - embedded) * 1000}
@@ -177,9 +181,20 @@ def _pair(vectors: Vectors) -> tuple[Vectors, Vectors]:
 
 
 def create_retriever(
-    index: LoadedIndex, embedder: Embedder, settings: Settings, executor: Executor | None = None
+    index: LoadedIndex,
+    embedder: Embedder,
+    settings: Settings,
+    executor: Executor | None = None,
+    scope_embedder: Embedder | None = None,
 ) -> Retriever:
     reranker: Reranker | None = None
     if settings.reranker == "bedrock":
         reranker = BedrockReranker(settings)
-    return Retriever(index, embedder, min_relevance=settings.min_relevance, reranker=reranker, executor=executor)
+    return Retriever(
+        index,
+        embedder,
+        min_relevance=settings.min_relevance,
+        reranker=reranker,
+        executor=executor,
+        scope_embedder=scope_embedder,
+    )

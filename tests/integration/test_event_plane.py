@@ -19,13 +19,13 @@ from redis.exceptions import ResponseError
 
 from api.identity import ANON_COOKIE, mint_anon_id
 from core.search_sessions import MAX_STREAMS_PER_CALLER
-from core.settings import DEV_SECRET, Settings
+from core.settings import DEV_SECRET, Settings, load_settings
 from core.stream_relay import StreamRelay
 from core.streams import events_key, meta_key
 from quota.batcher import ScriptBatcher
-from search_worker.embedders import MiniLMEmbedder
-from search_worker.embedding_cache import EmbeddingCache
-from search_worker.index import build_index, index_texts, open_current, read_catalog
+from search_worker.embedders import MiniLMEmbedder, create_embedder, create_scope_embedder
+from search_worker.embedding_cache import EmbeddingCache, scope_cache_path
+from search_worker.index import SCOPE_GROUPS, TEXT_GROUPS, build_index, index_texts, open_current, read_catalog
 from search_worker.retrieval import Retriever
 from tests.conftest import CATALOG, ROOT, Stack, read_events
 from tests.helpers import wait_until
@@ -194,12 +194,18 @@ def embedder() -> MiniLMEmbedder:
     return MiniLMEmbedder(1)
 
 
-def test_the_shipped_cache_holds_every_text_of_the_shipped_catalog(embedder: MiniLMEmbedder) -> None:
-    """Else the first `make up` embeds for minutes: run `make embeddings` after editing the catalog."""
-    cache = EmbeddingCache.load(ROOT / "data" / "index" / "minilm-embeddings.npz", embedder)
-    texts = [t for group in index_texts(read_catalog(CATALOG)).values() for t in group]
-    missing = [t[:60] for t in texts if cache.get(t) is None]
-    assert not missing, f"{len(missing)} texts not in the cache, e.g. {missing[:3]}"
+def test_the_shipped_cache_holds_every_text_of_the_shipped_catalog() -> None:
+    """Else the first `make up` embeds for minutes: run `make embeddings` after editing the catalog (or
+    after changing MINILM_MODEL / MINILM_SCOPE_MODEL). Both shipped models: ranking and scope."""
+    settings = load_settings({})
+    path = ROOT / settings.embedding_cache_path
+    by_group = index_texts(read_catalog(CATALOG))
+    ranking, scope = create_embedder(settings), create_scope_embedder(settings)
+    assert scope is not None
+    for model, cache_file, groups in ((ranking, path, TEXT_GROUPS), (scope, scope_cache_path(path), SCOPE_GROUPS)):
+        cache = EmbeddingCache.load(cache_file, model)
+        missing = [t[:60] for group in groups for t in by_group[group] if cache.get(t) is None]
+        assert not missing, f"{cache_file.name}: {len(missing)} texts not in the cache, e.g. {missing[:3]}"
 
 
 def test_a_build_embeds_only_what_the_cache_lacks(embedder: MiniLMEmbedder, tmp_path: Path) -> None:

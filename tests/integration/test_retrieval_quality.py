@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from search_worker.embedders import MiniLMEmbedder
+from core.settings import load_settings
+from search_worker.embedders import create_embedder, create_scope_embedder
+from search_worker.embedding_cache import EmbeddingCache, models, scope_cache_path
 from search_worker.index import build_index, open_current
 from search_worker.retrieval import Retriever
 
@@ -41,11 +43,22 @@ def retriever(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Retriever]:
     ]
     catalog = root / "catalog.jsonl"
     catalog.write_text("".join(json.dumps(r) + "\n" for r in chosen))
-    embedder = MiniLMEmbedder(threads=2)
-    build_index(catalog, root / "index", embedder)
-    index = open_current(root / "index", "minilm")
+    # The shipped configuration: the catalog-adapted model ranks, the unadapted one decides scope.
+    settings = load_settings({})
+    embedder, scope = create_embedder(settings, threads=2), create_scope_embedder(settings, threads=2)
+    assert scope is not None
+    cache_path = ROOT / settings.embedding_cache_path
+    build_index(
+        catalog,
+        root / "index",
+        embedder,
+        cache=EmbeddingCache.load(cache_path, embedder),
+        scope_embedder=scope,
+        scope_cache=EmbeddingCache.load(scope_cache_path(cache_path), scope),
+    )
+    index = open_current(root / "index", "minilm", *models(embedder, scope))
     assert index is not None
-    yield Retriever(index, embedder, min_relevance=0.30)
+    yield Retriever(index, embedder, min_relevance=settings.min_relevance, scope_embedder=scope)
 
 
 def top(retriever: Retriever, query: str, k: int = 5) -> list[str]:
