@@ -22,9 +22,10 @@ from search_worker.rerankers import BedrockReranker, RerankError
 from search_worker.vocabulary import SAME_PRODUCT, Expansion
 
 # Chosen on the tuning half (data/eval/eval_dev.jsonl + eval_tune.jsonl), never on the held-out half.
-BM25_WEIGHT = 0.7  # keyword evidence, as a share of the best keyword score, against normalised dense
+BM25_WEIGHT = 0.5  # keyword evidence, as a share of the best keyword score, against normalised dense
 EXPANSION_WEIGHT = 0.5  # words a phrase stands for count half as much as the user's own words
 OFF_TOPIC_WEIGHT = 0.5  # how much "nearer to everyday topics than to the catalog" lowers the scope score
+FAMILY_GAP: float | None = 0.02  # a pattern's IaC/language variants rank just below their best sibling
 RERANK_DEPTH = 20
 _KEEP = 50  # ranked positions kept: enough for any k and the rerank window
 log = logging.getLogger("search_worker")
@@ -73,6 +74,7 @@ class Retriever:
         self.executor = executor  # where the CPU-bound steps of `retrieve` run, off the event loop
         present = ([index.positions[i] for i in group if i in index.positions] for group in SAME_PRODUCT)
         self._groups = [group for group in present if len(group) > 1]  # a catalog may hold one name only
+        self._families = pattern_families([r.id for r in index.records])
 
     def scope_score(self, scope_vector: Vectors) -> float:
         """How clearly the question belongs to the catalog: its best full-text cosine, raised or lowered
@@ -97,6 +99,9 @@ class Retriever:
         scores = np.where(mask > 0, scores, -np.inf) if mask is not None else scores.copy()
         for group in self._groups:
             scores[group] = scores[group].max()
+        if FAMILY_GAP is not None:
+            for family in self._families:
+                scores[family] = np.maximum(scores[family], scores[family].max() - FAMILY_GAP)
         order = np.argsort(-scores, kind="stable")[:_KEEP]
         kept = [int(i) for i in order[np.isfinite(scores[order])]]
         return _Ranked(kept, scores, self.scope_score(scope_vector), expansion)
@@ -168,6 +173,26 @@ class Retriever:
         relevance = await self.reranker.rerank(query, documents)
         ranked_head = [head[j] for j in sorted(range(len(head)), key=lambda j: -relevance[j])]
         return ranked_head + order[RERANK_DEPTH:]
+
+
+# Words in a serverless pattern's id that name how it is built, not what it does.
+_BUILD_WORDS = frozenset(
+    "cdk sam terraform tf cfn cloudformation serverless sls pulumi cdktf python py ts typescript js javascript "
+    "node nodejs java dotnet net go golang rust ruby v2".split()
+)
+
+
+def pattern_families(ids: list[str]) -> list[list[int]]:
+    """Positions of serverless patterns that are one pattern built with other tools or languages
+    (`apigw-sqs-cdk-typescript`, `apigw-sqs-terraform`): the same words in the same order once the build
+    words are gone. Order matters: `aws-lambda-s3` and `aws-s3-lambda` are different patterns."""
+    families: dict[tuple[str, ...], list[int]] = {}
+    for position, entry in enumerate(ids):
+        kind, _, name = entry.partition("/")
+        if kind == "pattern":
+            core = tuple(word for word in name.split("-") if word not in _BUILD_WORDS)
+            families.setdefault(core, []).append(position)
+    return [family for family in families.values() if len(family) > 1]
 
 
 def _texts(query: str, expansion: Expansion) -> list[str]:

@@ -125,3 +125,17 @@ def test_webhook_authorization_is_sha256_of_username_and_password() -> None:
     assert verify_webhook_authorization(f"SHA256 {expected.upper()}", "user", "pass")
     assert not verify_webhook_authorization(expected, "user", "other")
     assert not verify_webhook_authorization("", "user", "pass")
+
+
+def test_pattern_families_group_build_variants_and_keep_direction() -> None:
+    from search_worker.retrieval import pattern_families
+
+    ids = [
+        "pattern/apigw-sqs-cdk-typescript",
+        "pattern/apigw-sqs-terraform",
+        "pattern/aws-lambda-s3",
+        "pattern/aws-s3-lambda",
+        "solution/apigw-sqs",  # only serverless patterns form families
+        "pattern/apigw-sqs-rest",  # REST is what it does, not how it is built
+    ]
+    assert pattern_families(ids) == [[0, 1]]
