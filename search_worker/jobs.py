@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import Executor
@@ -23,7 +24,7 @@ from search_worker.answerers import NO_MATCH_ANSWER, Answerer, AnswerError, Answ
 from search_worker.embedders import Embedder
 from search_worker.embedding_cache import models
 from search_worker.index import LoadedIndex, current_version
-from search_worker.retrieval import create_retriever
+from search_worker.retrieval import Retrieval, create_retriever
 
 log = logging.getLogger("search_worker")
 
@@ -76,20 +77,27 @@ async def run_search(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
 
 
 async def _run(context: WorkerContext, job: SearchJob) -> str:
-    settings = context.settings
     sessions = context.sessions
     search_id = job.search_id
     started = time.perf_counter()
     queue_ms = max(0.0, time.time() * 1000 - job.enqueued_at_ms) if job.enqueued_at_ms else 0.0
     QUEUE_WAIT_SECONDS.observe(queue_ms / 1000)
-    if not await sessions.claim(search_id, context.worker_id):
+    # Retrieval starts while the claim's round trip is in flight; nothing is written before the claim.
+    retrieving = asyncio.ensure_future(_retrieve(context, job))
+    try:
+        claimed = await sessions.claim(search_id, context.worker_id)
+    except BaseException:
+        retrieving.cancel()
+        raise
+    if not claimed:
         # A job that already wrote events was interrupted (its worker died): never run it twice.
+        retrieving.cancel()
+        with contextlib.suppress(BaseException):
+            await retrieving
         await sessions.end(search_id, "worker_lost", "The search worker stopped; try again.")
         return "duplicate"
     try:
-        await context.maybe_reload_index()
-        retriever = create_retriever(context.index, context.embedder, settings, context.cpu, context.scope_embedder)
-        retrieval = await retriever.retrieve(job.query, k=job.k, collection=job.collection)
+        retrieval = await retrieving
         sources = [] if retrieval.no_match else retrieval.results
         await sessions.emit(
             search_id,
@@ -131,6 +139,12 @@ async def _run(context: WorkerContext, job: SearchJob) -> str:
         log.exception("search %s failed", search_id)
         await sessions.end(search_id, "search_failed", "The search failed; try again.")
         return "failed"
+
+
+async def _retrieve(context: WorkerContext, job: SearchJob) -> Retrieval:
+    await context.maybe_reload_index()
+    retriever = create_retriever(context.index, context.embedder, context.settings, context.cpu, context.scope_embedder)
+    return await retriever.retrieve(job.query, k=job.k, collection=job.collection)
 
 
 async def _refuse(context: WorkerContext, job: SearchJob, started: float) -> tuple[list[str], float]:

@@ -89,11 +89,11 @@ async def start_search(
         enqueued_at_ms=int(time.time() * 1000),
     )
     await services.searches.create(search_id, owner_of(caller), job.charge, job.enqueued_at_ms)
-    await stats.count_search(services.redis, caller.access_tier, caller.anon_id)
     # An earlier place in the queue lets pro and registered searches jump the line.
     head_start = PRIORITY_HEAD_START_S.get(caller.access_tier, 0)
     defer_until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=head_start) if head_start else None
     await services.searches.submit(job, defer_until)
+    await stats.count_search(services.redis, caller.access_tier, caller.anon_id)  # after: off the job's path
     return search_id, admission
 
 
