@@ -100,7 +100,9 @@ async def test_ten_concurrent_refunds_remove_exactly_one_pass_once(
     await refund_state(client, second, "COMPLETED")
     assert (await ledger(stack, user_id)).pro_until == 0
     assert await tier(client) == "registered"
-    assert [e.order_id for e in await refund_events(stack, user_id)] == [first, second]
+    # Both refunds are in the history (its order is the events' own times, which two refunds a moment apart
+    # may not keep: the one whose PhonePe confirmation came first sorts first).
+    assert sorted(e.order_id for e in await refund_events(stack, user_id)) == sorted([first, second])
 
 
 async def test_a_failed_refund_may_be_requested_again(
