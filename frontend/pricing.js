@@ -7,6 +7,7 @@ const message = $("message");
 const GSTIN = /^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$/;
 const CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 let me = null, isPro = false, proUntil = 0, price = 0;
+let ready = Promise.resolve();
 
 // The public mod-36 check character of a GSTIN, as the server checks it.
 export function gstinValid(gstin) {
@@ -43,7 +44,8 @@ function billingProblem() {
   return null;
 }
 
-$("buy").addEventListener("click", () => {
+$("buy").addEventListener("click", async () => {
+  await ready; // a click before the account has loaded waits for it instead of sending a signed-in buyer to log in
   if (!me) { toLogin("upgrade"); return; }
   if (!me.verified) { say(message, "Verify your email address first.", "notice"); message.append(" ", Object.assign(document.createElement("a"), { href: "/verify", textContent: "Enter your code" })); return; }
   const until = proUntil ? ` until ${day(proUntil)}` : "";
@@ -84,4 +86,4 @@ async function start() {
     $("buy").textContent = "Add 30 more days";
   }
 }
-start();
+ready = start();
