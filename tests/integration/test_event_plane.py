@@ -53,12 +53,13 @@ async def test_an_idle_worker_does_not_poll_the_queue(stack: Stack, redis: Redis
     try:
         live = await wait_until(lambda: redis.zcard("search:workers"), lambda n: n >= 2, timeout_s=60)
         assert live >= 2
-        await asyncio.sleep(1.0)
+        # Wait for three of its polls, then see how long they took: the 1 s safety net needs ~3 s for them;
+        # the old default, polling every 10 ms, needed 30 ms.
         before = await _command_calls(redis, "zrangebyscore")
-        await asyncio.sleep(3.0)
-        polls = await _command_calls(redis, "zrangebyscore") - before
-        # The 1 s safety net looks at the queue ~3 times; the old default, polling every 10 ms, 300 times.
-        assert polls <= 6, polls
+        started = time.monotonic()
+        await wait_until(lambda: _command_calls(redis, "zrangebyscore"), lambda n: n - before >= 3, timeout_s=30)
+        elapsed = time.monotonic() - started
+        assert elapsed >= 1.5, f"three polls of the queue in {elapsed:.2f} s"
     finally:
         stack.stop("worker-idle")
 
