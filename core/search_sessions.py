@@ -45,6 +45,10 @@ WORKER_DEAD_AFTER_MS = 5000
 MAX_STREAMS_PER_CALLER = 8
 STREAM_LEASE_MS = 15 * 60 * 1000  # an open stream is counted at most this long, even if its process died
 READ_BLOCK_MS = 2000  # how long a stream waits for an event before it checks whether its search ended
+# `end`/`finish` mark a search ended before they write its terminal event (the mark decides who writes it),
+# so a stream that sees the mark and no terminal event waits this many idle rounds for the event before it
+# gives up on a writer that died between the two.
+ENDED_GRACE_ROUNDS = 3
 JOB_FUNCTION = "run_search"
 
 
@@ -150,12 +154,14 @@ class SearchSessions:
                 yield item
             return
         key = events_key(search_id)
+        waited = 0
         async with self.relay.subscribe(key, last_id) as subscription:
             while True:
                 event = await subscription.queue.get()
                 if event is None:  # the relay's idle round: nothing came for a while
-                    if await self.redis.exists(ended_key(search_id)) and subscription.queue.empty():
-                        if not await self._after(key, event_id_of(subscription.last)):
+                    if subscription.queue.empty() and await self._ended(search_id, event_id_of(subscription.last)):
+                        waited += 1
+                        if waited > ENDED_GRACE_ROUNDS or await self._terminal_written(key):
                             return
                     yield None
                     continue
@@ -166,11 +172,14 @@ class SearchSessions:
     async def _events_alone(self, search_id: str, last_id: str) -> AsyncIterator[StreamEvent | None]:
         """The same, with a blocking XREAD of its own (a cluster, or a process without a relay)."""
         key = events_key(search_id)
+        waited = 0
         while True:
             response = await self.redis.xread({key: last_id}, block=READ_BLOCK_MS, count=100)
             if not response:
-                if await self.redis.exists(ended_key(search_id)) and not await self._after(key, last_id):
-                    return
+                if await self._ended(search_id, last_id):
+                    waited += 1
+                    if waited > ENDED_GRACE_ROUNDS or await self._terminal_written(key):
+                        return
                 yield None
                 continue
             for _, entries in response:
@@ -181,9 +190,17 @@ class SearchSessions:
                     if event in TERMINAL_EVENTS:
                         return
 
-    async def _after(self, key: str, last_id: str) -> bool:
-        """Whether the stream holds anything after `last_id`."""
-        return bool(await self.redis.xrange(key, min=f"({last_id}", max="+", count=1))
+    async def _ended(self, search_id: str, last_id: str) -> bool:
+        """Whether the search is marked ended and its stream holds nothing after `last_id`."""
+        if not await self.redis.exists(ended_key(search_id)):
+            return False
+        return not await self.redis.xrange(events_key(search_id), min=f"({last_id}", max="+", count=1)
+
+    async def _terminal_written(self, key: str) -> bool:
+        """Whether the stream's last entry is its terminal event: a reader that resumed past it may stop.
+        Without it the writer is between marking the search ended and writing that event."""
+        last = await self.redis.xrevrange(key, count=1)
+        return bool(last) and _text(last[0][1].get(b"event", b"")) in TERMINAL_EVENTS
 
     # --- worker side --------------------------------------------------------------------------------
     async def claim(self, search_id: str, worker_id: str) -> bool:

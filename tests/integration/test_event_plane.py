@@ -18,10 +18,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from api.identity import ANON_COOKIE, mint_anon_id
-from core.search_sessions import MAX_STREAMS_PER_CALLER
+from core import search_sessions
+from core.search_sessions import MAX_STREAMS_PER_CALLER, SearchSessions
 from core.settings import DEV_SECRET, Settings, load_settings
 from core.stream_relay import StreamRelay
-from core.streams import events_key, meta_key
+from core.streams import ended_key, events_key, meta_key
 from quota.batcher import ScriptBatcher
 from search_worker.embedders import MiniLMEmbedder, create_embedder, create_scope_embedder
 from search_worker.embedding_cache import EmbeddingCache, scope_cache_path
@@ -126,6 +127,46 @@ async def test_the_relay_takes_a_new_stream_without_waiting_for_its_block(redis:
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+
+
+@pytest.mark.parametrize("multiplexed", [True, False], ids=["relay", "own-xread"])
+async def test_a_stream_that_sees_the_ended_mark_before_the_error_still_gets_the_error(
+    redis: Redis, clean: None, monkeypatch: pytest.MonkeyPatch, multiplexed: bool
+) -> None:
+    """`end` marks the search ended, queues its refund, then writes `error`. A stream whose idle round fell
+    between the two used to stop there without the error event (CI caught it on a Bedrock failure)."""
+    monkeypatch.setattr(search_sessions, "READ_BLOCK_MS", 100)
+    relay = StreamRelay(redis, idle_s=0.1) if multiplexed else None
+    reader = asyncio.create_task(relay.run()) if relay else None
+    sessions = SearchSessions(redis, ttl_s=60, relay=relay)
+    sid = uuid.uuid4().hex
+    got: list[str | None] = []
+
+    async def follow() -> None:
+        async for item in sessions.events(sid, "0-0"):
+            got.append(item.event if item else None)
+
+    follower = asyncio.create_task(follow())
+    try:
+        await sessions.emit(sid, "token", {"text": "Use "})
+        await wait_until(lambda: asyncio.sleep(0, got), lambda g: "token" in g)
+        await redis.set(ended_key(sid), "answer_failed")  # the writer is between its mark and its event
+        marked = len(got)
+        await wait_until(lambda: asyncio.sleep(0, got), lambda g: g[marked:].count(None) >= 2 or follower.done())
+        assert not follower.done()  # before: it had ended with no terminal event
+        await sessions.emit(sid, "error", {"reason": "answer_failed", "error": "The model stream failed."})
+        await asyncio.wait_for(follower, 10)
+        assert [g for g in got if g] == ["token", "error"]
+        # A writer that died between the two: the stream still ends, after a few idle rounds.
+        gone = uuid.uuid4().hex
+        await redis.set(ended_key(gone), "worker_lost")
+        rounds = [item async for item in sessions.events(gone, "0-0")]
+        assert rounds == [None] * search_sessions.ENDED_GRACE_ROUNDS
+    finally:
+        follower.cancel()
+        if reader:
+            reader.cancel()
+        await asyncio.gather(follower, *([reader] if reader else []), return_exceptions=True)
 
 
 # --- the validator ----------------------------------------------------------------------------------------
