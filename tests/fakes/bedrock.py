@@ -50,11 +50,12 @@ def exception(exception_type: str, message: str) -> bytes:
 @dataclass
 class Script:
     """What the next calls do: 'ok', 'throttle' (HTTP 429 before any frame), 'midstream_error',
-    'truncated' (stream ends without messageStop), 'slow' (5 s before the first token)."""
+    'truncated' (stream ends without messageStop), 'slow' (no token until the test sets `release`)."""
 
     plan: list[str] = field(default_factory=lambda: ["ok"])
     text: list[str] = field(default_factory=lambda: ["Use ", "the Serverless ", "Image Handler [1]", "."])
     calls: list[dict[str, Any]] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def next(self) -> str:
         return self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
@@ -80,7 +81,7 @@ def create_app(script: Script) -> web.Application:
         await response.prepare(request)
         await response.write(event("messageStart", {"role": "assistant"}))
         if mode == "slow":
-            await asyncio.sleep(5)
+            await script.release.wait()  # the caller's timeout, not a clock here, decides what happens
         for n, piece in enumerate(script.text):
             await response.write(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
             if mode == "midstream_error" and n == 1:

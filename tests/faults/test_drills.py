@@ -11,12 +11,13 @@ import time
 
 import httpx
 import pytest
+from arq.constants import result_key_prefix
 from redis.asyncio import Redis
 
-from core.streams import REFUND_STREAM, events_key
+from core.streams import REFUND_STREAM, events_key, job_id
 from dev.servers import free_port, start_valkey, stop, wait_for_port
 from tests.conftest import Stack, read_events
-from tests.helpers import start_gateway
+from tests.helpers import start_gateway, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -58,9 +59,13 @@ async def test_worker_killed_mid_stream_ends_the_stream_refunds_and_never_reruns
             again = await http.post("/api/searches", json={"query": "x"})
             assert again.json()["quota"]["used"] == 2 - 1  # the lost search was given back
 
-            # A new worker may find the old job again once arq's in-progress mark expires: it must not run it.
-            stack.spawn("worker-after", ["-m", "search_worker.main"], env=env)
-            await asyncio.sleep(16)
+            # A new worker finds the old job again once arq's in-progress mark expires (job timeout + 10 s), on
+            # its safety poll (nothing wakes it for an old job): it must not run it. arq writes the job's
+            # result once that worker has dealt with it. (Before, a fixed 16 s sleep with the suite's 300 s
+            # poll never saw the job picked up at all.)
+            stack.spawn("worker-after", ["-m", "search_worker.main"], env={**env, "ARQ_POLL_DELAY_S": "1"})
+            result = result_key_prefix + job_id(created["search_id"])
+            assert await wait_until(lambda: redis.exists(result), bool, 40)
             entries = await redis.xrange(events_key(created["search_id"]))
             names = [fields[b"event"].decode() for _, fields in entries]
             assert names.count("sources") == 1 and "done" not in names

@@ -45,6 +45,7 @@ async def bedrock_stack(stack: Stack) -> AsyncIterator[tuple[Script, str, str]]:
     try:
         yield script, base, env["REDIS_URL"]
     finally:
+        script.release.set()  # a 'slow' answer still held
         stack.stop("gateway-bedrock")
         stack.stop("worker-bedrock")
         stack.stop("flusher-bedrock")
