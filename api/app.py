@@ -86,8 +86,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             store = UsageStore(dynamodb, settings.table("usage"))
             outbox = Outbox(dynamodb, settings, create_mailer(settings))
             tokens = TokenDirectory(redis, dynamodb, settings)
-            # One reader per process relays every open SSE stream; a cluster reads each stream alone.
-            relay = None if settings.redis_cluster else StreamRelay(redis, idle_s=READ_BLOCK_MS / 1000)
+            # One reader per process relays every open SSE stream; a cluster reads each stream alone. Its idle
+            # round is what a heartbeat waits for, so it is no longer than HEARTBEAT_S.
+            idle_s = min(READ_BLOCK_MS / 1000, settings.heartbeat_s)
+            relay = None if settings.redis_cluster else StreamRelay(redis, idle_s=idle_s)
             services = Services(
                 settings=settings,
                 redis=redis,

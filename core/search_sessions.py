@@ -149,11 +149,13 @@ class SearchSessions:
     async def events(self, search_id: str, last_id: str) -> AsyncIterator[StreamEvent | None]:
         """The search's events after `last_id`, ending after the terminal one; None when idle (for a
         heartbeat). A resume id past the end of a finished search ends at once instead of waiting."""
+        key = events_key(search_id)
+        if last_id != "0-0" and await self._ended(search_id, last_id) and await self._terminal_written(key):
+            return  # a browser reconnecting after the end: nothing to wait for
         if self.relay is None:
             async for item in self._events_alone(search_id, last_id):
                 yield item
             return
-        key = events_key(search_id)
         waited = 0
         async with self.relay.subscribe(key, last_id) as subscription:
             while True:
