@@ -18,6 +18,9 @@ from typing import Any
 
 import msgspec
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms, to_unix_ms
 from redis.asyncio import Redis
 
 from core.errors import NotFoundError, RateLimitedError, UnavailableError
@@ -52,6 +55,18 @@ ENDED_GRACE_ROUNDS = 3
 JOB_FUNCTION = "run_search"
 
 
+# KEYS: the job record, its result, the queue, the wake-up list. A job id seen before is refused, as
+# enqueue_job refuses it; nobody listening, the wake-ups are trimmed instead of piling up.
+_ENQUEUE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('LPUSH', KEYS[4], ARGV[5])
+redis.call('LTRIM', KEYS[4], 0, ARGV[6])
+return 1
+"""
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -74,6 +89,7 @@ class SearchSessions:
         self.ttl_s = ttl_s
         self.maxlen = maxlen
         self.queue = queue  # arq's client (the queue's node on a cluster); the gateway's only
+        self._enqueue = queue.register_script(_ENQUEUE_SCRIPT) if queue is not None else None
         self.relay = relay
 
     # --- gateway side -------------------------------------------------------------------------------
@@ -95,19 +111,30 @@ class SearchSessions:
     async def submit(self, job: SearchJob, defer_until: dt.datetime | None = None) -> None:
         """Queue the search's job (arq orders by score: an earlier `defer_until` jumps the line) and wake a
         worker; a search that cannot be queued is ended (and refunded) here."""
-        assert self.queue is not None, "only the gateway submits"
+        assert self.queue is not None and self._enqueue is not None, "only the gateway submits"
         try:
-            await self.queue.enqueue_job(
-                JOB_FUNCTION,
-                msgspec.to_builtins(job),
-                _job_id=job_id(job.search_id),
-                _queue_name=QUEUE_NAME,
-                _defer_until=defer_until,
+            # What arq's enqueue_job writes (its job record and queue entry), and the wake-up, in one script
+            # call: enqueue_job's WATCH, EXISTS and MULTI, then the push, were four round trips before a
+            # worker could start. The job keys, the queue and WAKE_KEY share QUEUE_TAG's slot.
+            now_ms = timestamp_ms()
+            score = to_unix_ms(defer_until) if defer_until is not None else now_ms
+            record = serialize_job(
+                JOB_FUNCTION, (msgspec.to_builtins(job),), {}, None, now_ms, serializer=self.queue.job_serializer
             )
-            async with self.queue.pipeline(transaction=False) as pipe:
-                pipe.lpush(WAKE_KEY, job.search_id)
-                pipe.ltrim(WAKE_KEY, 0, WAKE_MAXLEN - 1)  # nobody listening: wake-ups do not pile up
-                await pipe.execute()
+            arq_id = job_id(job.search_id)
+            queued = await self._enqueue(
+                keys=[job_key_prefix + arq_id, result_key_prefix + arq_id, QUEUE_NAME, WAKE_KEY],
+                args=[
+                    record,
+                    score - now_ms + self.queue.expires_extra_ms,
+                    score,
+                    arq_id,
+                    job.search_id,
+                    WAKE_MAXLEN - 1,
+                ],
+            )
+            if not queued:
+                raise RuntimeError(f"search {job.search_id} is already queued")
         except Exception as exc:
             with contextlib.suppress(Exception):  # Redis itself may be what failed
                 await self.end(job.search_id, "enqueue_failed", "The search queue is unavailable.")

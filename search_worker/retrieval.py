@@ -73,8 +73,8 @@ class Retriever:
         self.reranker = reranker
         self.executor = executor  # where the CPU-bound steps of `retrieve` run, off the event loop
         present = ([index.positions[i] for i in group if i in index.positions] for group in SAME_PRODUCT)
-        self._groups = [group for group in present if len(group) > 1]  # a catalog may hold one name only
-        self._families = pattern_families([r.id for r in index.records])
+        self._groups = _Pools([group for group in present if len(group) > 1])  # a catalog may hold one name only
+        self._families = _Pools(pattern_families([r.id for r in index.records]))
 
     def scope_score(self, scope_vector: Vectors) -> float:
         """How clearly the question belongs to the catalog: its best full-text cosine, raised or lowered
@@ -97,11 +97,9 @@ class Retriever:
         keyword = keyword / max(float(keyword.max()), 1e-9)
         scores = {"dense": dense, "bm25": keyword}.get(mode, dense + BM25_WEIGHT * keyword)
         scores = np.where(mask > 0, scores, -np.inf) if mask is not None else scores.copy()
-        for group in self._groups:
-            scores[group] = scores[group].max()
+        self._groups.raise_to_best(scores, 0.0)
         if FAMILY_GAP is not None:
-            for family in self._families:
-                scores[family] = np.maximum(scores[family], scores[family].max() - FAMILY_GAP)
+            self._families.raise_to_best(scores, FAMILY_GAP)
         order = np.argsort(-scores, kind="stable")[:_KEEP]
         kept = [int(i) for i in order[np.isfinite(scores[order])]]
         return _Ranked(kept, scores, self.scope_score(scope_vector), expansion)
@@ -193,6 +191,27 @@ def pattern_families(ids: list[str]) -> list[list[int]]:
             core = tuple(word for word in name.split("-") if word not in _BUILD_WORDS)
             families.setdefault(core, []).append(position)
     return [family for family in families.values() if len(family) > 1]
+
+
+class _Pools:
+    """Disjoint groups of positions whose members score at least their best member's score less a gap, in
+    one pass over all groups (a Python loop over ~90 groups was a fifth of the scoring time). A member
+    a collection filter took out (-inf) stays out."""
+
+    def __init__(self, groups: list[list[int]]) -> None:
+        self.members = np.array([i for group in groups for i in group], dtype=np.intp)
+        self.sizes = np.array([len(group) for group in groups], dtype=np.intp)
+        self.starts = (np.cumsum(self.sizes) - self.sizes).astype(np.intp)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def raise_to_best(self, scores: Vectors, gap: float) -> None:
+        if not len(self.members):
+            return
+        values = scores[self.members]
+        best = np.repeat(np.maximum.reduceat(values, self.starts), self.sizes) - gap
+        scores[self.members] = np.where(np.isfinite(values), np.maximum(values, best), values)
 
 
 def _texts(query: str, expansion: Expansion) -> list[str]:
