@@ -226,30 +226,37 @@ def current_version(index_dir: str | Path) -> str | None:
         return None
 
 
+def checked_meta(path: Path, embedder_name: str, model: str | None = None, scope_model: str | None = None) -> IndexMeta:
+    """The index's meta.json, once it is known to fit this process (else IndexMismatchError or, for an old
+    format, IndexError_): reads nothing but that file."""
+    meta = msgspec.json.decode((path / "meta.json").read_bytes(), type=IndexMeta)
+    if meta.embedder != embedder_name:
+        raise IndexMismatchError(
+            f"index {meta.version} was built with embedder '{meta.embedder}' but this "
+            f"process is configured with EMBEDDER={embedder_name}; rebuild it with `make index`"
+        )
+    if model is not None and meta.model != model:
+        raise IndexMismatchError(
+            f"index {meta.version} was built with model '{meta.model or 'unknown'}' but this "
+            f"process embeds questions with '{model}'; rebuild it with `make index`"
+        )
+    if scope_model is not None and meta.scope_model != scope_model:
+        raise IndexMismatchError(
+            f"index {meta.version} was built with scope model '{meta.scope_model or 'none'}' but "
+            f"this process tests scope with '{scope_model or 'none'}'; rebuild it with `make index`"
+        )
+    if meta.format_version != FORMAT_VERSION:
+        raise IndexError_(f"index {meta.version} has an old format; rebuild it with `make index`")
+    return meta
+
+
 class LoadedIndex:
     """One version of the index, opened read-only; the FAISS file is mmapped so workers share it."""
 
     def __init__(
         self, path: Path, embedder_name: str, model: str | None = None, scope_model: str | None = None
     ) -> None:
-        self.meta = msgspec.json.decode((path / "meta.json").read_bytes(), type=IndexMeta)
-        if self.meta.embedder != embedder_name:
-            raise IndexMismatchError(
-                f"index {self.meta.version} was built with embedder '{self.meta.embedder}' but this "
-                f"process is configured with EMBEDDER={embedder_name}; rebuild it with `make index`"
-            )
-        if model is not None and self.meta.model != model:
-            raise IndexMismatchError(
-                f"index {self.meta.version} was built with model '{self.meta.model or 'unknown'}' but this "
-                f"process embeds questions with '{model}'; rebuild it with `make index`"
-            )
-        if scope_model is not None and self.meta.scope_model != scope_model:
-            raise IndexMismatchError(
-                f"index {self.meta.version} was built with scope model '{self.meta.scope_model or 'none'}' but "
-                f"this process tests scope with '{scope_model or 'none'}'; rebuild it with `make index`"
-            )
-        if self.meta.format_version != FORMAT_VERSION:
-            raise IndexError_(f"index {self.meta.version} has an old format; rebuild it with `make index`")
+        self.meta = checked_meta(path, embedder_name, model, scope_model)
         self.dense = faiss.read_index(str(path / "dense.faiss"), faiss.IO_FLAG_MMAP_IFC)
         self.bm25 = bm25s.BM25.load(str(path / "bm25"), mmap=True, load_corpus=False, show_progress=False)
         self.records = msgspec.json.decode((path / "docs.json").read_bytes(), type=list[CatalogRecord])
@@ -348,13 +355,14 @@ def main(argv: list[str] | None = None) -> int:
     embedder = create_embedder(settings, threads=threads)
     scope_embedder = create_scope_embedder(settings, threads=threads)
     if args.command == "build" and args.if_missing and existing:
+        # Only meta.json is read: opening the index itself (FAISS, BM25, the spelling table) took a second.
         try:
-            LoadedIndex(Path(settings.index_dir) / existing, settings.embedder)
+            checked_meta(Path(settings.index_dir) / existing, settings.embedder)
         except AppError as exc:
             log.error("%s", exc)
             return 2
         try:
-            LoadedIndex(Path(settings.index_dir) / existing, settings.embedder, *models(embedder, scope_embedder))
+            checked_meta(Path(settings.index_dir) / existing, settings.embedder, *models(embedder, scope_embedder))
             log.info("index %s present", existing)
             return 0
         except IndexMismatchError as exc:
