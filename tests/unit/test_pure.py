@@ -139,3 +139,17 @@ def test_pattern_families_group_build_variants_and_keep_direction() -> None:
         "pattern/apigw-sqs-rest",  # REST is what it does, not how it is built
     ]
     assert pattern_families(ids) == [[0, 1]]
+
+
+def test_pools_raise_members_to_their_best_less_the_gap_and_keep_exclusions() -> None:
+    import numpy as np
+
+    from search_worker.retrieval import _Pools
+
+    scores = np.array([0.9, 0.5, -np.inf, 0.1, 0.7, 0.2], dtype=np.float32)
+    _Pools([[0, 1, 2], [3, 5]]).raise_to_best(scores, 0.02)
+    # each member at least its group's best less 0.02; a filtered-out one (-inf) stays out; 4 is in no group
+    assert np.allclose(scores[[0, 1, 3, 4, 5]], [0.9, 0.88, 0.18, 0.7, 0.2]) and scores[2] == -np.inf
+    empty = np.array([0.3], dtype=np.float32)
+    _Pools([]).raise_to_best(empty, 0.0)
+    assert empty[0] == np.float32(0.3)
