@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from core.errors import NotFoundError, RateLimitedError, UnavailableError
 from core.messages import TERMINAL_EVENTS, Charge, ErrorEvent, RefundRequest, SearchJob
-from core.stream_relay import StreamEvent, StreamRelay
+from core.stream_relay import StreamEvent, StreamRelay, parse_id
 from core.streams import (
     QUEUE_NAME,
     REFUND_STREAM,
@@ -52,6 +52,7 @@ READ_BLOCK_MS = 2000  # how long a stream waits for an event before it checks wh
 # so a stream that sees the mark and no terminal event waits this many idle rounds for the event before it
 # gives up on a writer that died between the two.
 ENDED_GRACE_ROUNDS = 3
+PAST_END, ENDING, OPEN = "past_end", "ending", "open"
 JOB_FUNCTION = "run_search"
 
 
@@ -177,7 +178,7 @@ class SearchSessions:
         """The search's events after `last_id`, ending after the terminal one; None when idle (for a
         heartbeat). A resume id past the end of a finished search ends at once instead of waiting."""
         key = events_key(search_id)
-        if last_id != "0-0" and await self._ended(search_id, last_id) and await self._terminal_written(key):
+        if last_id != "0-0" and await self._where(search_id, last_id) == PAST_END:
             return  # a browser reconnecting after the end: nothing to wait for
         if self.relay is None:
             async for item in self._events_alone(search_id, last_id):
@@ -188,9 +189,12 @@ class SearchSessions:
             while True:
                 event = await subscription.queue.get()
                 if event is None:  # the relay's idle round: nothing came for a while
-                    if subscription.queue.empty() and await self._ended(search_id, event_id_of(subscription.last)):
+                    where = await self._where(search_id, event_id_of(subscription.last))
+                    if where == PAST_END and subscription.queue.empty():
+                        return
+                    if where == ENDING:
                         waited += 1
-                        if waited > ENDED_GRACE_ROUNDS or await self._terminal_written(key):
+                        if waited > ENDED_GRACE_ROUNDS:
                             return
                     yield None
                     continue
@@ -205,9 +209,12 @@ class SearchSessions:
         while True:
             response = await self.redis.xread({key: last_id}, block=READ_BLOCK_MS, count=100)
             if not response:
-                if await self._ended(search_id, last_id):
+                where = await self._where(search_id, last_id)
+                if where == PAST_END:
+                    return
+                if where == ENDING:
                     waited += 1
-                    if waited > ENDED_GRACE_ROUNDS or await self._terminal_written(key):
+                    if waited > ENDED_GRACE_ROUNDS:
                         return
                 yield None
                 continue
@@ -219,17 +226,20 @@ class SearchSessions:
                     if event in TERMINAL_EVENTS:
                         return
 
-    async def _ended(self, search_id: str, last_id: str) -> bool:
-        """Whether the search is marked ended and its stream holds nothing after `last_id`."""
-        if not await self.redis.exists(ended_key(search_id)):
-            return False
-        return not await self.redis.xrange(events_key(search_id), min=f"({last_id}", max="+", count=1)
-
-    async def _terminal_written(self, key: str) -> bool:
-        """Whether the stream's last entry is its terminal event: a reader that resumed past it may stop.
-        Without it the writer is between marking the search ended and writing that event."""
-        last = await self.redis.xrevrange(key, count=1)
-        return bool(last) and _text(last[0][1].get(b"event", b"")) in TERMINAL_EVENTS
+    async def _where(self, search_id: str, last_id: str) -> str:
+        """Where a reader that has had everything up to `last_id` stands, from the ended mark and the
+        stream's last entry read in one round trip: PAST_END (that entry is the terminal event and the
+        reader has had it), ENDING (marked ended, but the terminal event is not written yet) or OPEN
+        (more to read, or not ended)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(ended_key(search_id))
+            pipe.xrevrange(events_key(search_id), count=1)
+            ended, last = await pipe.execute()
+        if last and parse_id(_text(last[0][0])) > parse_id(last_id):
+            return OPEN
+        if last and _text(last[0][1].get(b"event", b"")) in TERMINAL_EVENTS:
+            return PAST_END
+        return ENDING if ended else OPEN
 
     # --- worker side --------------------------------------------------------------------------------
     async def claim(self, search_id: str, worker_id: str) -> bool:

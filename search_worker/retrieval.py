@@ -199,6 +199,8 @@ class _Pools:
     a collection filter took out (-inf) stays out."""
 
     def __init__(self, groups: list[list[int]]) -> None:
+        groups = [group for group in groups if group]  # reduceat cannot take an empty group
+        assert len({i for group in groups for i in group}) == sum(map(len, groups)), "groups must be disjoint"
         self.members = np.array([i for group in groups for i in group], dtype=np.intp)
         self.sizes = np.array([len(group) for group in groups], dtype=np.intp)
         self.starts = (np.cumsum(self.sizes) - self.sizes).astype(np.intp)

@@ -140,33 +140,31 @@ async def test_a_stream_that_sees_the_ended_mark_before_the_error_still_gets_the
     reader = asyncio.create_task(relay.run()) if relay else None
     sessions = SearchSessions(redis, ttl_s=60, relay=relay)
     sid = uuid.uuid4().hex
-    got: list[str | None] = []
-
-    async def follow() -> None:
-        async for item in sessions.events(sid, "0-0"):
-            got.append(item.event if item else None)
-
-    follower = asyncio.create_task(follow())
+    stream = sessions.events(sid, "0-0")
     try:
-        await sessions.emit(sid, "token", {"text": "Use "})
-        await wait_until(lambda: asyncio.sleep(0, got), lambda g: "token" in g)
+        token_id = await sessions.emit(sid, "token", {"text": "Use "})
+        assert (await asyncio.wait_for(anext(stream), 10)).event == "token"  # type: ignore[union-attr]
         await redis.set(ended_key(sid), "answer_failed")  # the writer is between its mark and its event
-        marked = len(got)
-        await wait_until(lambda: asyncio.sleep(0, got), lambda g: g[marked:].count(None) >= 2 or follower.done())
-        assert not follower.done()  # before: it had ended with no terminal event
+        assert await asyncio.wait_for(anext(stream), 10) is None  # before: StopAsyncIteration, no error event
         await sessions.emit(sid, "error", {"reason": "answer_failed", "error": "The model stream failed."})
-        await asyncio.wait_for(follower, 10)
-        assert [g for g in got if g] == ["token", "error"]
+        # The check reads the mark and the stream's last entry together: an error written after the mark
+        # and after the reader's last event means "more to read" (two separate reads could say "ended").
+        assert await sessions._where(sid, token_id) == search_sessions.OPEN
+        item = await asyncio.wait_for(anext(stream), 10)
+        while item is None:  # an idle round may come first
+            item = await asyncio.wait_for(anext(stream), 10)
+        assert item.event == "error"
+        assert await sessions._where(sid, item.event_id) == search_sessions.PAST_END
         # A writer that died between the two: the stream still ends, after a few idle rounds.
         gone = uuid.uuid4().hex
         await redis.set(ended_key(gone), "worker_lost")
         rounds = [item async for item in sessions.events(gone, "0-0")]
         assert rounds == [None] * search_sessions.ENDED_GRACE_ROUNDS
     finally:
-        follower.cancel()
+        await stream.aclose()
         if reader:
             reader.cancel()
-        await asyncio.gather(follower, *([reader] if reader else []), return_exceptions=True)
+            await asyncio.gather(reader, return_exceptions=True)
 
 
 # --- the validator ----------------------------------------------------------------------------------------

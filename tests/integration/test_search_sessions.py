@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import httpx
 import msgspec
+import pytest
 from redis.asyncio import Redis
 
 from core.messages import Charge
 from core.search_sessions import MAX_STREAMS_PER_CALLER
-from core.streams import RUNNING_KEY, events_key, meta_key
+from core.streams import RUNNING_KEY, events_key, meta_key, streams_open_key
 from quota import keys
 from tests.conftest import Stack, read_events
 from tests.helpers import register, start_gateway, token_for, wait_until
@@ -57,6 +59,31 @@ async def test_resuming_past_the_end_of_a_finished_search_closes_the_stream(clie
 
 async def _unfinished_search(redis: Redis, owner: str, search_id: str) -> None:
     await redis.hset(meta_key(search_id), mapping={"owner": owner, "charge": b"null", "created_ms": 0})
+
+
+@pytest.mark.parametrize("bad", ["\u0661\u0662-0", "18446744073709551616-0", "1-99999999999999999999"])
+async def test_a_resume_id_redis_refuses_reads_from_the_start_and_stalls_no_other_stream(
+    client: httpx.AsyncClient, redis: Redis, bad: str
+) -> None:
+    """Unicode digits and ids past 64 bits passed the check; in the process's one shared XREAD Redis then
+    refused every read, so every open stream stalled (found on review)."""
+    await client.post("/api/searches", json={"query": "video on demand"})
+    owner = f"anon:{str(client.cookies['anon_id']).rsplit('.', 1)[0]}"
+    resumed, other = uuid.uuid4().hex, uuid.uuid4().hex
+    for search_id in (resumed, other):
+        await _unfinished_search(redis, owner, search_id)
+    await redis.xadd(events_key(resumed), {"event": "token", "data": '{"text": "a"}'})
+    readers = asyncio.gather(
+        read_events(client, f"/api/searches/{resumed}/events?last_event_id={bad}"),
+        read_events(client, f"/api/searches/{other}/events"),
+    )
+    opened = await wait_until(lambda: redis.zcard(streams_open_key(owner)), lambda n: n >= 2)
+    assert opened >= 2
+    for search_id in (resumed, other):
+        await redis.xadd(events_key(search_id), {"event": "done", "data": '{"answer": ""}'})
+    async with asyncio.timeout(15):  # before: neither stream got anything
+        first, second = await readers
+    assert [e[1] for e in first] == ["token", "done"] and [e[1] for e in second] == ["done"]
 
 
 async def test_open_streams_are_capped_per_caller(client: httpx.AsyncClient, redis: Redis) -> None:
