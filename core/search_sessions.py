@@ -67,6 +67,14 @@ redis.call('LTRIM', KEYS[4], 0, ARGV[6])
 return 1
 """
 
+# KEYS: the search's events, its ended mark (one slot: both carry the search id's hash tag).
+_EMIT_SCRIPT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return id
+"""
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -91,6 +99,7 @@ class SearchSessions:
         self.maxlen = maxlen
         self.queue = queue  # arq's client (the queue's node on a cluster); the gateway's only
         self._enqueue = queue.register_script(_ENQUEUE_SCRIPT) if queue is not None else None
+        self._emit = redis.register_script(_EMIT_SCRIPT)
         self.relay = relay
 
     # --- gateway side -------------------------------------------------------------------------------
@@ -253,7 +262,17 @@ class SearchSessions:
         return True
 
     async def emit(self, search_id: str, event: str, data: Any) -> str:
-        """Append a non-terminal event."""
+        """Append a non-terminal event, unless the search has ended (a cancel or the sweep ended it while
+        this worker was still answering): then nothing is written after its terminal event, and "" is
+        returned."""
+        stream_id = await self._emit(
+            keys=[events_key(search_id), ended_key(search_id)],
+            args=[self.maxlen, event, _encoder.encode(data), self.ttl_s],
+        )
+        return _text(stream_id) if stream_id else ""
+
+    async def _append(self, search_id: str, event: str, data: Any) -> str:
+        """Append the terminal event: only whoever took the ended mark calls this."""
         key = events_key(search_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(key, {"event": event, "data": _encoder.encode(data)}, maxlen=self.maxlen, approximate=True)
@@ -268,7 +287,7 @@ class SearchSessions:
         """The `done` event, unless the search was already ended (cancelled or declared lost)."""
         if not await self.redis.set(ended_key(search_id), "done", nx=True, ex=self.ttl_s):
             return False
-        await self.emit(search_id, "done", data)
+        await self._append(search_id, "done", data)
         await self.redis.zrem(RUNNING_KEY, search_id)
         return True
 
@@ -278,7 +297,7 @@ class SearchSessions:
             return False
         if refund:
             await self.refund(search_id, reason)
-        await self.emit(search_id, "error", ErrorEvent(reason=reason, error=message))
+        await self._append(search_id, "error", ErrorEvent(reason=reason, error=message))
         await self.redis.zrem(RUNNING_KEY, search_id)
         return True
 

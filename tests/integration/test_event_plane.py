@@ -134,7 +134,8 @@ async def test_a_stream_that_sees_the_ended_mark_before_the_error_still_gets_the
     redis: Redis, clean: None, monkeypatch: pytest.MonkeyPatch, multiplexed: bool
 ) -> None:
     """`end` marks the search ended, queues its refund, then writes `error`. A stream whose idle round fell
-    between the two used to stop there without the error event (CI caught it on a Bedrock failure)."""
+    between the two used to stop there without the error event (CI caught it on a Bedrock failure). And a
+    worker still answering a search that a cancel or the sweep ended wrote tokens after its error."""
     monkeypatch.setattr(search_sessions, "READ_BLOCK_MS", 100)
     relay = StreamRelay(redis, idle_s=0.1) if multiplexed else None
     reader = asyncio.create_task(relay.run()) if relay else None
@@ -146,7 +147,9 @@ async def test_a_stream_that_sees_the_ended_mark_before_the_error_still_gets_the
         assert (await asyncio.wait_for(anext(stream), 10)).event == "token"  # type: ignore[union-attr]
         await redis.set(ended_key(sid), "answer_failed")  # the writer is between its mark and its event
         assert await asyncio.wait_for(anext(stream), 10) is None  # before: StopAsyncIteration, no error event
-        await sessions.emit(sid, "error", {"reason": "answer_failed", "error": "The model stream failed."})
+        # The worker, still answering, cannot write after the mark; the mark's owner writes the error.
+        assert await sessions.emit(sid, "token", {"text": "late"}) == ""  # before: appended
+        await sessions._append(sid, "error", {"reason": "answer_failed", "error": "The model stream failed."})
         # The check reads the mark and the stream's last entry together: an error written after the mark
         # and after the reader's last event means "more to read" (two separate reads could say "ended").
         assert await sessions._where(sid, token_id) == search_sessions.OPEN
