@@ -193,18 +193,13 @@ class SearchSessions:
             async for item in self._events_alone(search_id, last_id):
                 yield item
             return
-        waited = 0
+        end = _EndWatch(self, search_id)
         async with self.relay.subscribe(key, last_id) as subscription:
             while True:
                 event = await subscription.queue.get()
                 if event is None:  # the relay's idle round: nothing came for a while
-                    where = await self._where(search_id, event_id_of(subscription.last))
-                    if where == PAST_END and subscription.queue.empty():
+                    if subscription.queue.empty() and await end.over(event_id_of(subscription.last)):
                         return
-                    if where == ENDING:
-                        waited += 1
-                        if waited > ENDED_GRACE_ROUNDS:
-                            return
                     yield None
                     continue
                 yield event
@@ -214,17 +209,12 @@ class SearchSessions:
     async def _events_alone(self, search_id: str, last_id: str) -> AsyncIterator[StreamEvent | None]:
         """The same, with a blocking XREAD of its own (a cluster, or a process without a relay)."""
         key = events_key(search_id)
-        waited = 0
+        end = _EndWatch(self, search_id)
         while True:
             response = await self.redis.xread({key: last_id}, block=READ_BLOCK_MS, count=100)
             if not response:
-                where = await self._where(search_id, last_id)
-                if where == PAST_END:
+                if await end.over(last_id):
                     return
-                if where == ENDING:
-                    waited += 1
-                    if waited > ENDED_GRACE_ROUNDS:
-                        return
                 yield None
                 continue
             for _, entries in response:
@@ -325,3 +315,19 @@ class SearchSessions:
             if beat is None or beat < now_ms - WORKER_DEAD_AFTER_MS:
                 ended += await self.end(search_id, "worker_lost", "The search worker stopped; try again.")
         return ended
+
+
+class _EndWatch:
+    """Asked at each idle round of one reader: is its stream over? Yes once the reader has had the terminal
+    event, or after ENDED_GRACE_ROUNDS rounds of "marked ended, terminal event not written"."""
+
+    def __init__(self, sessions: SearchSessions, search_id: str) -> None:
+        self.sessions = sessions
+        self.search_id = search_id
+        self.ending_rounds = 0
+
+    async def over(self, last_id: str) -> bool:
+        where = await self.sessions._where(self.search_id, last_id)
+        if where == ENDING:
+            self.ending_rounds += 1
+        return where == PAST_END or self.ending_rounds > ENDED_GRACE_ROUNDS

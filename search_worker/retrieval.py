@@ -200,13 +200,11 @@ class _Pools:
 
     def __init__(self, groups: list[list[int]]) -> None:
         groups = [group for group in groups if group]  # reduceat cannot take an empty group
-        assert len({i for group in groups for i in group}) == sum(map(len, groups)), "groups must be disjoint"
-        self.members = np.array([i for group in groups for i in group], dtype=np.intp)
+        members = [i for group in groups for i in group]
+        assert len(set(members)) == len(members), "groups must be disjoint"
+        self.members = np.array(members, dtype=np.intp)
         self.sizes = np.array([len(group) for group in groups], dtype=np.intp)
         self.starts = (np.cumsum(self.sizes) - self.sizes).astype(np.intp)
-
-    def __len__(self) -> int:
-        return len(self.sizes)
 
     def raise_to_best(self, scores: Vectors, gap: float) -> None:
         if not len(self.members):
