@@ -62,6 +62,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The MiniLM file that decides scope (is the question about the catalog at all?): the unadapted model,
     # whose sense of everyday topics adaptation would blur; "same" uses the ranking model for both.
     minilm_scope_model: str = "data/models/minilm-base-v1.onnx"
+    # The two models embed a question on two of the worker's CPU threads at once (false: one after the
+    # other, for a machine whose cores are busy with other work; see docs/benchmarks.md).
+    scope_embed_alongside: bool = True
     titan_model_id: str = "amazon.titan-embed-text-v2:0"
     reranker: Literal["none", "bedrock"] = "none"
     rerank_model_id: str = "amazon.rerank-v1:0"

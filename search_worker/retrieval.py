@@ -65,8 +65,10 @@ class Retriever:
         reranker: Reranker | None = None,
         executor: Executor | None = None,
         scope_embedder: Embedder | None = None,
+        scope_alongside: bool = True,
     ) -> None:
         self.index = index
+        self.scope_alongside = scope_alongside  # the scope model embeds on a second pool thread at once
         self.embedder = embedder
         self.scope_embedder = scope_embedder  # the out-of-scope test's own model, if not the ranking one
         self.min_relevance = min_relevance
@@ -83,8 +85,10 @@ class Retriever:
         return top + OFF_TOPIC_WEIGHT * (top - off_topic)
 
     def _fuse(
-        self, expansion: Expansion, vector: Vectors, scope_vector: Vectors, collection: str | None, mode: str
+        self, expansion: Expansion, vector: Vectors, scope_vector: Vectors | None, collection: str | None, mode: str
     ) -> _Ranked:
+        """The fused order; with no `scope_vector` (its embedding runs beside this one) the scope score is
+        NaN until the caller sets it."""
         best = self.index.dense_scores(vector)[1]
         median = float(np.median(best))
         dense = (best - median) / max(float(best.max()) - median, 1e-6)
@@ -102,7 +106,8 @@ class Retriever:
             self._families.raise_to_best(scores, FAMILY_GAP)
         order = np.argsort(-scores, kind="stable")[:_KEEP]
         kept = [int(i) for i in order[np.isfinite(scores[order])]]
-        return _Ranked(kept, scores, self.scope_score(scope_vector), expansion)
+        scope = self.scope_score(scope_vector) if scope_vector is not None else float("nan")
+        return _Ranked(kept, scores, scope, expansion)
 
     def _result(self, ranked: _Ranked, k: int, timings: dict[str, float]) -> Retrieval:
         records = self.index.records
@@ -121,14 +126,18 @@ class Retriever:
         no_match = ranked.scope_score < self.min_relevance
         return Retrieval(results, no_match, timings, round(ranked.scope_score, 4), ranked.expansion)
 
-    def _rank_local(self, query: str, collection: str | None, mode: str = "hybrid") -> tuple[_Ranked, dict[str, float]]:
+    def _rank_local(
+        self, query: str, collection: str | None, mode: str = "hybrid", *, with_scope: bool = True
+    ) -> tuple[_Ranked, dict[str, float]]:
+        """`with_scope=False`: the scope model's embedding runs elsewhere (see `retrieve`)."""
         started = time.perf_counter()
         expansion = self.index.spelling.expand(query)
+        scope_vector: Vectors | None
         if self.scope_embedder is None:
             vector, scope_vector = _pair(self.embedder.embed_sync(_texts(query, expansion)))
         else:  # the corrected question ranks with the adapted model; the typed one decides scope
             vector = self.embedder.embed_sync([expansion.text])[0]
-            scope_vector = self.scope_embedder.embed_sync([query])[0]
+            scope_vector = self.scope_embedder.embed_sync([query])[0] if with_scope else None
         embedded = time.perf_counter()
         ranked = self._fuse(expansion, vector, scope_vector, collection, mode)
         timings = {"embed_ms": (embedded - started) * 1000, "search_ms": (time.perf_counter() - embedded) * 1000}
@@ -144,7 +153,16 @@ class Retriever:
 
     async def retrieve(self, query: str, *, k: int, collection: str | None = None) -> Retrieval:
         """Spelling, embedding and scoring run in the executor; the loop only waits (and reranks remotely)."""
-        if getattr(self.embedder, "local", False):  # one hop to the executor for all of it
+        local = getattr(self.embedder, "local", False)
+        if local and self.scope_embedder is not None and self.scope_alongside:
+            # Two models, two pool threads at once: the scope model's embedding of the question as typed
+            # does not wait for the ranking one (one core each: 11 ms instead of 20 on an AVX2-only core).
+            (ranked, timings), scope_vectors = await asyncio.gather(
+                self._off_loop(functools.partial(self._rank_local, with_scope=False), query, collection),
+                self._off_loop(self.scope_embedder.embed_sync, [query]),
+            )
+            ranked.scope_score = self.scope_score(scope_vectors[0])
+        elif local:  # one hop to the executor for all of it
             ranked, timings = await self._off_loop(self._rank_local, query, collection)
         else:
             started = time.perf_counter()
@@ -241,4 +259,5 @@ def create_retriever(
         reranker=reranker,
         executor=executor,
         scope_embedder=scope_embedder,
+        scope_alongside=settings.scope_embed_alongside,
     )

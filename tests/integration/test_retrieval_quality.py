@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 
@@ -98,3 +102,42 @@ def test_a_typo_is_corrected_before_ranking(retriever: Retriever) -> None:
     result = retriever.retrieve_sync("clikstream analitycs for mobile apps", k=5)
     assert result.expansion is not None and "clickstream" in result.expansion.text
     assert "solution/clickstream-analytics-on-aws" in [r.id for r in result.results[:3]]
+
+
+async def test_the_two_models_embed_at_once_and_decide_as_one_after_the_other(retriever: Retriever) -> None:
+    """The worker's path: the scope model embeds on a second pool thread while the ranking model embeds
+    (a barrier both must reach together; one after the other, the first waits alone and breaks it), and
+    the search ranks and refuses exactly as the sequential path does."""
+    assert retriever.scope_embedder is not None
+    both_inside = threading.Barrier(2, timeout=30)
+    models_seen: list[str] = []
+
+    def meeting(embedder: Any, name: str) -> Any:
+        real = embedder.embed_sync
+
+        def embed(texts: list[str]) -> Any:
+            models_seen.append(name)
+            both_inside.wait()
+            return real(texts)
+
+        return embed
+
+    with ThreadPoolExecutor(2, thread_name_prefix="search-cpu") as cpu:
+        alongside = Retriever(
+            retriever.index,
+            retriever.embedder,
+            min_relevance=retriever.min_relevance,
+            executor=cpu,
+            scope_embedder=retriever.scope_embedder,
+        )
+        for query in ["resize images on the fly behind a CDN", "cheap flights from Berlin to Lisbon in May"]:
+            both_inside.reset()
+            with (
+                patch.object(retriever.embedder, "embed_sync", meeting(retriever.embedder, "rank")),
+                patch.object(retriever.scope_embedder, "embed_sync", meeting(retriever.scope_embedder, "scope")),
+            ):
+                together = await alongside.retrieve(query, k=5)
+            alone = retriever.retrieve_sync(query, k=5)
+            assert [r.id for r in together.results] == [r.id for r in alone.results]
+            assert (together.no_match, together.scope_score) == (alone.no_match, alone.scope_score)
+    assert sorted(models_seen) == ["rank", "rank", "scope", "scope"]
