@@ -15,6 +15,7 @@ import httpx
 from core.errors import AppError
 from core.messages import SourceItem
 from core.settings import Settings
+from search_worker.vocabulary import SAME_PRODUCT
 
 CITATION = re.compile(r"\[(\d{1,2})\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -114,6 +115,10 @@ def _why(source: SourceItem, query_words: set[str]) -> str:
     return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
 
 
+def _same_product(first: str, second: str) -> bool:
+    return any(first in group and second in group for group in SAME_PRODUCT)
+
+
 class ExtractiveAnswerer:
     """Writes a grounded answer from the results' own words, with [n] citations, with no model at all."""
 
@@ -127,9 +132,14 @@ class ExtractiveAnswerer:
             return NO_MATCH_ANSWER
         query_words = _words(query)
         best = sources[0]
-        lines = [f"**{best.title}** [1] is the closest fit. {_why(best, query_words)}".rstrip()]
+        # One product under two catalog names is named once, with both citations, not listed as an
+        # alternative that repeats the first pick's own description.
+        renamed = [(n, s) for n, s in enumerate(sources[1:], 2) if _same_product(best.id, s.id)]
+        also = "".join(f", also listed as **{s.title}** [{n}]," for n, s in renamed)
+        lines = [f"**{best.title}** [1]{also} is the closest fit. {_why(best, query_words)}".rstrip()]
         floor = best.score * _ALTERNATIVE_SHARE if best.score > 0 else float("-inf")
-        others = [(n, s) for n, s in enumerate(sources[1:4], 2) if s.score >= floor]
+        named = {n for n, _ in renamed}
+        others = [(n, s) for n, s in enumerate(sources[1:], 2) if n not in named and s.score >= floor][:3]
         if others:
             lines.append("")
             lines.append("Other entries that cover part of it:")

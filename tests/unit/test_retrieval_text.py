@@ -47,3 +47,16 @@ def test_answer_has_a_why_real_list_items_and_no_template() -> None:
 def test_refusal_says_it_once_and_suggests_a_rephrasing() -> None:
     assert NO_MATCH_ANSWER.lower().count("no matching") == 1
     assert "for example" in NO_MATCH_ANSWER
+
+
+def test_one_product_under_two_names_is_named_once_with_both_citations() -> None:
+    first, second = sorted(SAME_PRODUCT[0])
+    renamed = [
+        SourceItem(id=first, title="New Name", url="u", summary="Resizes images on the fly.", score=1.0),
+        SourceItem(id=second, title="Old Name", url="u", summary="Resizes images on the fly.", score=1.0),
+        source(3, 0.9),
+    ]
+    text = ExtractiveAnswerer(0).compose("resize images", renamed)
+    assert text.splitlines()[0].startswith("**New Name** [1], also listed as **Old Name** [2], is the closest fit.")
+    assert text.count("Resizes images on the fly.") == 1  # the second name does not repeat the description
+    assert "- **Solution 3** [3]:" in text
