@@ -48,9 +48,9 @@ WORKER_DEAD_AFTER_MS = 5000
 MAX_STREAMS_PER_CALLER = 8
 STREAM_LEASE_MS = 15 * 60 * 1000  # an open stream is counted at most this long, even if its process died
 READ_BLOCK_MS = 2000  # how long a stream waits for an event before it checks whether its search ended
-# `end`/`finish` mark a search ended before they write its terminal event (the mark decides who writes it),
-# so a stream that sees the mark and no terminal event waits this many idle rounds for the event before it
-# gives up on a writer that died between the two.
+# `end` marks a search ended, queues its refund, then writes its terminal event (the mark decides who
+# writes it), so a stream that sees the mark and no terminal event waits this many idle rounds for the
+# event before it takes the writer for dead and seals the stream with an `error` itself.
 ENDED_GRACE_ROUNDS = 3
 PAST_END, ENDING, OPEN = "past_end", "ending", "open"
 JOB_FUNCTION = "run_search"
@@ -74,6 +74,24 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARG
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return id
 """
+
+
+# The terminal event, written once: KEYS the events and the ended mark; ARGV maxlen, event, data, ttl and
+# "mark" (take the ended mark in the same call: `finish`, so no writer can die between the two) or
+# "marked" (the mark is taken already: `end` after its refund, or a reader sealing a stream whose writer
+# died). Refused when the stream's last entry is a terminal event already.
+_TERMINAL_SCRIPT = """
+if ARGV[5] == 'mark' then
+  if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[4]) then return false end
+else
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+  if last and (last[2][2] == 'done' or last[2][2] == 'error') then return false end
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return id
+"""
+SEALED_MESSAGE = "The search stopped before its last event was written; try again."
 
 
 def _text(value: Any) -> str:
@@ -100,6 +118,7 @@ class SearchSessions:
         self.queue = queue  # arq's client (the queue's node on a cluster); the gateway's only
         self._enqueue = queue.register_script(_ENQUEUE_SCRIPT) if queue is not None else None
         self._emit = redis.register_script(_EMIT_SCRIPT)
+        self._terminal = redis.register_script(_TERMINAL_SCRIPT)
         self.relay = relay
 
     # --- gateway side -------------------------------------------------------------------------------
@@ -261,23 +280,31 @@ class SearchSessions:
         )
         return _text(stream_id) if stream_id else ""
 
-    async def _append(self, search_id: str, event: str, data: Any) -> str:
-        """Append the terminal event: only whoever took the ended mark calls this."""
-        key = events_key(search_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(key, {"event": event, "data": _encoder.encode(data)}, maxlen=self.maxlen, approximate=True)
-            pipe.expire(key, self.ttl_s)
-            stream_id, _ = await pipe.execute()
-        return _text(stream_id)
+    async def _append(self, search_id: str, event: str, data: Any, *, mark: bool = False) -> str:
+        """Write the terminal event unless the stream has one ("" then). `mark=True` takes the ended mark
+        in the same call (refused, "", if someone holds it); otherwise the caller holds the mark."""
+        stream_id = await self._terminal(
+            keys=[events_key(search_id), ended_key(search_id)],
+            args=[self.maxlen, event, _encoder.encode(data), self.ttl_s, "mark" if mark else "marked"],
+        )
+        return _text(stream_id) if stream_id else ""
+
+    async def seal(self, search_id: str) -> bool:
+        """A stream marked ended whose terminal event never came (its writer died between the two) gets an
+        `error` with the mark's reason, so every stream ends with exactly one of `done` or `error`."""
+        reason = await self.redis.get(ended_key(search_id))
+        if reason is None:
+            return False
+        error = ErrorEvent(reason=_text(reason), error=SEALED_MESSAGE)
+        return bool(await self._append(search_id, "error", error))
 
     async def cancelled(self, search_id: str) -> bool:
         return bool(await self.redis.exists(cancel_key(search_id)))
 
     async def finish(self, search_id: str, data: Any) -> bool:
         """The `done` event, unless the search was already ended (cancelled or declared lost)."""
-        if not await self.redis.set(ended_key(search_id), "done", nx=True, ex=self.ttl_s):
+        if not await self._append(search_id, "done", data, mark=True):
             return False
-        await self._append(search_id, "done", data)
         await self.redis.zrem(RUNNING_KEY, search_id)
         return True
 
@@ -319,7 +346,8 @@ class SearchSessions:
 
 class _EndWatch:
     """Asked at each idle round of one reader: is its stream over? Yes once the reader has had the terminal
-    event, or after ENDED_GRACE_ROUNDS rounds of "marked ended, terminal event not written"."""
+    event. After ENDED_GRACE_ROUNDS rounds of "marked ended, terminal event not written" its writer is
+    taken for dead and the stream is sealed with an `error`, which the reader then reads as any event."""
 
     def __init__(self, sessions: SearchSessions, search_id: str) -> None:
         self.sessions = sessions
@@ -330,4 +358,7 @@ class _EndWatch:
         where = await self.sessions._where(self.search_id, last_id)
         if where == ENDING:
             self.ending_rounds += 1
-        return where == PAST_END or self.ending_rounds > ENDED_GRACE_ROUNDS
+            if self.ending_rounds > ENDED_GRACE_ROUNDS:
+                await self.sessions.seal(self.search_id)
+                self.ending_rounds = 0
+        return where == PAST_END

@@ -158,11 +158,23 @@ async def test_a_stream_that_sees_the_ended_mark_before_the_error_still_gets_the
             item = await asyncio.wait_for(anext(stream), 10)
         assert item.event == "error"
         assert await sessions._where(sid, item.event_id) == search_sessions.PAST_END
-        # A writer that died between the two: the stream still ends, after a few idle rounds.
+        # A writer that died between the two: after a few idle rounds the reader seals the stream with the
+        # mark's reason, so it still ends with an `error` (before: it ended with none, and every reconnect
+        # waited the same rounds again until the stream's TTL).
         gone = uuid.uuid4().hex
-        await redis.set(ended_key(gone), "worker_lost")
-        rounds = [item async for item in sessions.events(gone, "0-0")]
-        assert rounds == [None] * search_sessions.ENDED_GRACE_ROUNDS
+        await sessions.emit(gone, "sources", {"results": []})
+        await redis.set(ended_key(gone), "answer_failed")
+        items = [item async for item in sessions.events(gone, "0-0")]
+        assert items[0] is not None and items[0].event == "sources"
+        assert items[1:-1] == [None] * len(items[1:-1]) and len(items[1:-1]) > search_sessions.ENDED_GRACE_ROUNDS
+        sealed = items[-1]
+        assert sealed is not None and sealed.event == "error"
+        assert json.loads(sealed.data)["reason"] == "answer_failed"
+        # The writer was only slow: its terminal event comes too late and is refused, one terminal stays.
+        assert await sessions._append(gone, "error", {"reason": "answer_failed", "error": "late"}) == ""
+        assert not await sessions.finish(gone, {"answer": "late"})
+        assert [item async for item in sessions.events(gone, sealed.event_id)] == []  # past the end at once
+        assert await redis.xlen(events_key(gone)) == 2
     finally:
         await stream.aclose()
         if reader:
