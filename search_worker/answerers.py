@@ -82,41 +82,118 @@ def build_prompt(query: str, sources: list[SourceItem]) -> tuple[str, str]:
     return system, "\n".join(lines)
 
 
+# Words a question shares with every sentence: they cannot tell which sentence answers it.
+_STOPWORDS = frozenset(
+    "the and for with from that this these those into onto over your our their you can how what when where which "
+    "who why are was were has have had not but all any each its use using via per like so than then them they "
+    "get make want need let lets".split()
+)
+# A sentence break, except after "i.e." / "e.g." / "etc.", which end abbreviations, not sentences.
+_SENTENCE = re.compile(r"(?<!i\.e\.)(?<!e\.g\.)(?<!etc\.)(?<=[.!?])\s+")
+_LABEL = re.compile(r"^[A-Za-z][\w -]{1,28}:\s+")  # "Summary: ", "IMPORTANT: ", "v2 Architecture Update: "
+_BOILERPLATE = re.compile(
+    r"^(welcome to|this (repo|repository|project)|source code for|note:|see |to learn more|important:)"
+    r"|publishing guidelines|replaced this solution|codecommit",
+    re.I,
+)
+# Sentences that set the scene (the problem, an example, a date) rather than say what the entry does:
+# used only when nothing else shares the question's words.
+_SCENE = re.compile(
+    r"^(for example|for instance|however|this is (useful|important|because)|in (january|february|march|april|may|"
+    r"june|july|august|september|october|november|december) \d{4}|traditional|many |most |organi[sz]ations |"
+    r"customers |companies |businesses |enterprises |today|with the |when |while |as |there (is|are) |managing |"
+    r"knowing |in today|the (sam|cdk) (template|stack)|this (sam|cdk) (template|stack))",
+    re.I,
+)
+_LONG = 240  # characters: a longer sentence is cut at a clause
+
+
 def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if len(w) > 2}
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOPWORDS}
 
 
-_BOILERPLATE = re.compile(r"^(welcome to|this (repo|repository|project)|source code for|note:)", re.I)
+def _candidates(text: str) -> list[str]:
+    sentences = []
+    for raw in _SENTENCE.split(text):
+        sentence = _LABEL.sub("", raw.strip(), count=1)
+        if 20 <= len(sentence) <= 600 and not _BOILERPLATE.search(sentence):
+            sentences.append(sentence)
+    return sentences[:8]
 
 
 def _best_sentence(text: str, query_words: set[str]) -> str:
-    sentences = [
-        s.strip() for s in _SENTENCE.split(text) if 20 <= len(s.strip()) <= 400 and not _BOILERPLATE.match(s.strip())
-    ]
+    """A sentence that says what the entry does (not the scene it sets: the problem, an example, a date)
+    and, of those, the one that shares most of the question's content words, then the earlier one."""
+    sentences = _candidates(text)
     if not sentences:
-        return text.strip()[:300]
-    return max(sentences[:8], key=lambda s: (len(_words(s) & query_words), -sentences.index(s)))
+        return ""
+    return max(
+        sentences,
+        key=lambda s: (not _SCENE.match(s), len(_words(s) & query_words), -sentences.index(s)),
+    )
+
+
+def _as_it(sentence: str, title: str) -> str:
+    """ "QnABot on AWS is a chatbot" under the bold title "QnABot on AWS" reads "It is a chatbot" (only
+    before a verb: "<title> after a timeout" stays as it is)."""
+    match = re.match(
+        rf"(the )?{re.escape(title)}( solution| guidance| pattern| construct)? (?=(is|are|can|will|[a-z]+s)\b)",
+        sentence,
+        re.I,
+    )
+    if match is None or sentence[match.end() :].startswith(("its ", "this ", "as ")):
+        return sentence
+    return "It " + sentence[match.end() :]
+
+
+def _finished(sentence: str) -> str:
+    """A whole sentence under _LONG characters, cut at a clause when longer; where the catalog's own text
+    was cut off ("…"), it ends at the last whole clause or word, still marked."""
+    if len(sentence) > _LONG:
+        cut = max(sentence.rfind(mark, 80, _LONG) for mark in (", ", "; ", " – ", " — ", " ("))
+        if cut > 0:
+            return sentence[:cut].rstrip(" ,;(–—") + "."
+        sentence = sentence[: sentence.rfind(" ", 80, _LONG)] + "…"
+    if sentence.endswith((".", "!", "?")):
+        return sentence
+    if not sentence.endswith(("…", "...")):
+        return sentence + "."
+    text = sentence.rstrip(" .…")
+    if text.count("(") > text.count(")"):
+        text = text[: text.rfind("(")]
+    return text.rstrip(" ,;:-–—") + "…"
 
 
 NO_MATCH_ANSWER = (
     "No matching solution in the catalog for this question, so it was not counted against your searches. "
     "Try describing the workload and what it should do on AWS, for example “resize images on the fly behind "
-    "CloudFront” or “stop test servers at night”."
+    "CloudFront” or “stop EC2 and RDS instances outside office hours”."
 )
 # Alternatives are listed only while they stay this close to the first pick's score.
 _ALTERNATIVE_SHARE = 0.6
 
 
-def _why(source: SourceItem, query_words: set[str]) -> str:
-    """The sentence of the entry's own summary that shares most words with the question."""
-    sentence = _best_sentence(source.summary, query_words).rstrip()
-    if not sentence:
-        return ""
-    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+def _why(source: SourceItem, query_words: set[str]) -> tuple[str, str]:
+    """The sentence of the entry's own summary that best says why it answers the question, and the same
+    sentence as it stands in the catalog (to tell a repeat)."""
+    sentence = _best_sentence(source.summary, query_words)
+    return (_finished(_as_it(sentence, source.title)), _said(sentence)) if sentence else ("", "")
 
 
 def _same_product(first: str, second: str) -> bool:
     return any(first in group and second in group for group in SAME_PRODUCT)
+
+
+def _also(twins: list[tuple[int, SourceItem]], *, aside: bool = False) -> str:
+    names = " and ".join(f"**{s.title}** [{n}]" for n, s in twins)
+    if not names:
+        return ""
+    return f" (also listed as {names})" if aside else f", also listed as {names},"
+
+
+def _said(sentence: str) -> str:
+    """A sentence as words only, so that "invokes an SQS queue." and "invokes a SQS queue" compare alike."""
+    return " ".join(w for w in _WORD.findall(sentence.lower()) if w not in ("a", "an", "the"))
 
 
 class ExtractiveAnswerer:
@@ -131,19 +208,30 @@ class ExtractiveAnswerer:
         if not sources:
             return NO_MATCH_ANSWER
         query_words = _words(query)
-        best = sources[0]
-        # One product under two catalog names is named once, with both citations, not listed as an
-        # alternative that repeats the first pick's own description.
-        renamed = [(n, s) for n, s in enumerate(sources[1:], 2) if _same_product(best.id, s.id)]
-        also = "".join(f", also listed as **{s.title}** [{n}]," for n, s in renamed)
-        lines = [f"**{best.title}** [1]{also} is the closest fit. {_why(best, query_words)}".rstrip()]
+        # One product under two catalog names is one entry, named once with both citations.
+        entries: list[tuple[int, SourceItem, list[tuple[int, SourceItem]]]] = []
+        for n, source in enumerate(sources, 1):
+            twin = next((entry for entry in entries if _same_product(entry[1].id, source.id)), None)
+            if twin is not None:
+                twin[2].append((n, source))
+            else:
+                entries.append((n, source, []))
+        (_, best, renamed), rest = entries[0], entries[1:]
+        why, seen = _why(best, query_words)
+        lines = [f"**{best.title}** [1]{_also(renamed)} is the closest fit. {why}".rstrip()]
         floor = best.score * _ALTERNATIVE_SHARE if best.score > 0 else float("-inf")
-        named = {n for n, _ in renamed}
-        others = [(n, s) for n, s in enumerate(sources[1:], 2) if n not in named and s.score >= floor][:3]
-        if others:
-            lines.append("")
-            lines.append("Other entries that cover part of it:")
-            lines.extend(f"- **{s.title}** [{n}]: {_why(s, query_words)}".rstrip() for n, s in others)
+        said = {seen}
+        items = []
+        for n, source, twins in rest:
+            if source.score < floor or len(items) == 3:
+                continue
+            why, seen = _why(source, query_words)
+            if seen and seen in said:
+                continue  # the same words again (a pattern in another language): not a new alternative
+            said.add(seen)
+            items.append(f"- **{source.title}** [{n}]{_also(twins, aside=True)}" + (f": {why}" if why else ""))
+        if items:
+            lines += ["", "Other entries that cover part of it:", *items]
         return "\n".join(lines)
 
     async def stream(self, query: str, sources: list[SourceItem], usage: AnswerUsage) -> AsyncIterator[str]:

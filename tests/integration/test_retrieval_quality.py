@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from unittest.mock import patch
 import pytest
 
 from core.settings import load_settings
+from search_worker.answerers import NO_MATCH_ANSWER
 from search_worker.embedders import create_embedder, create_scope_embedder
 from search_worker.embedding_cache import EmbeddingCache, models, scope_cache_path
 from search_worker.index import build_index, open_current
@@ -141,3 +143,16 @@ async def test_the_two_models_embed_at_once_and_decide_as_one_after_the_other(re
             assert [r.id for r in together.results] == [r.id for r in alone.results]
             assert (together.no_match, together.scope_score) == (alone.no_match, alone.scope_score)
     assert sorted(models_seen) == ["rank", "rank", "scope", "scope"]
+
+
+def test_the_refusals_own_examples_find_what_they_suggest(retriever: Retriever) -> None:
+    """Seen on review: the refusal suggested "stop test servers at night", which ranks a load-testing
+    guidance first. Each example it gives must find its solution first."""
+    examples = re.findall(r"“([^”]+)”", NO_MATCH_ANSWER)
+    assert len(examples) == 2
+    expected = {
+        examples[0]: "solution/dynamic-image-transformation-for-amazon-cloudfront",
+        examples[1]: "solution/instance-scheduler-on-aws",
+    }
+    for example, wanted in expected.items():
+        assert top(retriever, example)[0] == wanted, example
