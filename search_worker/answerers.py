@@ -221,7 +221,7 @@ class ExtractiveAnswerer:
         lines = [f"**{best.title}** [1]{_also(renamed)} is the closest fit. {why}".rstrip()]
         floor = best.score * _ALTERNATIVE_SHARE if best.score > 0 else float("-inf")
         said = {seen}
-        items = []
+        items: list[str] = []
         for n, source, twins in rest:
             if source.score < floor or len(items) == 3:
                 continue
