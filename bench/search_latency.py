@@ -56,26 +56,30 @@ async def one(http: httpx.AsyncClient, query: str, token: str | None) -> tuple[f
     return first * 1000, done * 1000, queue_ms
 
 
-def in_process(env: dict[str, str], n: int) -> list[float]:
-    """The same retrievals in this process, one at a time (ms)."""
+async def in_process(env: dict[str, str], n: int) -> list[float]:
+    """The same retrievals in this process, one at a time, on the worker's path (its CPU pool, the two
+    models at once when SCOPE_EMBED_ALONGSIDE is on) (ms)."""
+    from core.cpu import create_cpu_pool
     from search_worker.embedders import create_embedder, create_scope_embedder
     from search_worker.embedding_cache import models
     from search_worker.index import open_current
-    from search_worker.retrieval import Retriever
+    from search_worker.retrieval import create_retriever
 
     settings = load_settings(env)
-    embedder, scope_embedder = create_embedder(settings), create_scope_embedder(settings)
-    retriever = Retriever(
-        open_current(settings.index_dir, "minilm", *models(embedder, scope_embedder)),  # type: ignore[arg-type]
-        embedder,
-        min_relevance=settings.min_relevance,
-        scope_embedder=scope_embedder,
-    )
+    cpu = create_cpu_pool("search-cpu")
+    embedder, scope_embedder = create_embedder(settings, executor=cpu), create_scope_embedder(settings)
+    index = open_current(settings.index_dir, "minilm", *models(embedder, scope_embedder))
+    assert index is not None
+    retriever = create_retriever(index, embedder, settings, cpu, scope_embedder)
+
     local = []
-    for i in range(n):
-        t = time.perf_counter()
-        retriever.retrieve_sync(QUERIES[i % len(QUERIES)], k=5)
-        local.append((time.perf_counter() - t) * 1000)
+    try:
+        for i in range(n):
+            t = time.perf_counter()
+            await retriever.retrieve(QUERIES[i % len(QUERIES)], k=5)
+            local.append((time.perf_counter() - t) * 1000)
+    finally:
+        cpu.shutdown()
     return local
 
 
@@ -94,7 +98,7 @@ async def run(n: int, poll_delay: str, idle_s: float) -> None:
             idle_percent = (cpu_s(worker.pid) - before) / idle_s * 100
             rows = [await one(http, QUERIES[i % len(QUERIES)], None) for i in range(n)]
         stop(worker)
-        local = in_process(system.env, n)
+        local = await in_process(system.env, n)
     report(n, poll_delay, idle_s, idle_percent, rows, local)
 
 
