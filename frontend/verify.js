@@ -20,10 +20,20 @@ $("resend").addEventListener("click", async () => {
   say(message, result.ok ? `A new code is on its way to ${$("email").value.trim()}.` : errorText(result), result.ok ? "ok" : "notice");
 });
 
+function address(known) {
+  $("email").value = known;
+  $("sent-to").textContent = known || "your address";
+  $("email-label").hidden = !!known;
+}
+// The address this browser just registered is known at once: a code typed (or pasted) before the
+// account lookup below answers is sent with it, instead of the form refusing an empty, hidden email.
+const registered = sessionStorage.getItem("sf_verify_email") || "";
+address(registered);
+(registered ? $("code") : $("email")).focus();
 const { user } = await whoAmI();
-const known = (user && user.email) || sessionStorage.getItem("sf_verify_email") || "";
 if (user && user.verified) goOn("/account"); // nothing to verify: carry on
-$("email").value = known;
-$("sent-to").textContent = known || "your address";
-$("email-label").hidden = !!known;
-(known ? $("code") : $("email")).focus();
+const known = (user && user.email) || registered;
+if (known !== registered) {
+  address(known);
+  if (document.activeElement === $("email") && known) $("code").focus();
+}
