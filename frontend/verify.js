@@ -2,12 +2,14 @@
 import { $, api, errorText, goOn, say, whoAmI } from "/static/app.js";
 
 const message = $("message");
+let verifying = false; // a code was sent: the page's own account lookup no longer decides where to go
 $("verify-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const code = $("code").value.trim();
   if (!/^\d{6}$/.test(code)) { say(message, "The code is the 6 digits in the email we sent."); $("code").focus(); return; }
+  verifying = true;
   const result = await api("POST", "/api/auth/verify", { email: $("email").value.trim(), code });
-  if (!result.ok) { say(message, errorText(result), "bad"); $("code").select(); return; }
+  if (!result.ok) { verifying = false; say(message, errorText(result), "bad"); $("code").select(); return; }
   sessionStorage.removeItem("sf_verify_email");
   const after = await api("GET", "/api/me");
   if (after.status === 401) { location.assign("/login?why=verified"); return; }
@@ -31,7 +33,7 @@ const registered = sessionStorage.getItem("sf_verify_email") || "";
 address(registered);
 (registered ? $("code") : $("email")).focus();
 const { user } = await whoAmI();
-if (user && user.verified) goOn("/account"); // nothing to verify: carry on
+if (user && user.verified && !verifying) goOn("/account"); // nothing to verify: carry on
 const known = (user && user.email) || registered;
 if (known !== registered) {
   address(known);

@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 from redis.asyncio import Redis
 
 from core.settings import Settings, load_settings
+from core.streams import WORKERS_KEY, worker_index_key
 from dev.servers import free_port, start_dynamodb, start_valkey, stop, wait_for_port
 
 pytest_plugins = ["tests.helpers"]  # its fixtures (cognito) are everyone's
@@ -167,10 +168,22 @@ async def redis(stack: Stack) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def clean(stack: Stack, redis: Redis) -> None:
-    """Each test starts with empty Redis and a live worker heartbeat."""
+    """Each test starts with empty Redis and a live worker heartbeat. The live workers' beats are put back
+    after the flush (waiting for the next beat cost each test half a second on average)."""
+    fresh_after_ms = time.time() * 1000 - 2000
+    beats = [
+        (w, score) for w, score in await redis.zrange(WORKERS_KEY, 0, -1, withscores=True) if score > fresh_after_ms
+    ]
+    versions = [await redis.get(worker_index_key(w.decode())) for w, _ in beats]
     await redis.flushall()
+    async with redis.pipeline(transaction=False) as pipe:
+        for (worker, score), version in zip(beats, versions, strict=True):
+            pipe.zadd(WORKERS_KEY, {worker: score})
+            if version is not None:
+                pipe.set(worker_index_key(worker.decode()), version, px=10_000)
+        await pipe.execute()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not await redis.zcard("search:workers"):
+    while time.monotonic() < deadline and not await redis.zcard(WORKERS_KEY):
         await asyncio.sleep(0.05)
 
 

@@ -134,10 +134,13 @@ async def test_a_code_entered_before_the_page_knows_the_account_is_sent(page: Pa
     await page.click("#register-submit")
     await page.wait_for_url(re.compile(r"/verify$"))
     await page.fill("#code", await mail_code(stack.base_url, email))
-    is_verify = lambda r: r.url.endswith("/api/auth/verify") and r.method == "POST"  # noqa: E731
-    async with page.expect_request(is_verify, timeout=15_000) as sent:  # before: never sent
+    is_verify = lambda r: r.url.endswith("/api/auth/verify") and r.request.method == "POST"  # noqa: E731
+    async with page.expect_response(is_verify, timeout=15_000) as answered:  # before: never sent
         await page.click("#verify-submit")
-    assert (await sent.value).post_data_json["email"] == email
+    response = await answered.value
+    assert response.ok and response.request.post_data_json["email"] == email
+    # The page's first lookup answers only now, with the account already verified: the code step still
+    # goes on to /search (before, that late answer could send the page to /account instead).
     lookup_answers.set()
     await page.wait_for_url(re.compile(r"/search$"))
 
