@@ -175,7 +175,11 @@ async def _owned(request: Request[Any, Any, Any], services: Services, search_id:
     return owner
 
 
-@get("/api/searches/{search_id:str}/events", summary="The search's events as text/event-stream (its owner only)")
+@get(
+    "/api/searches/{search_id:str}/events",
+    summary="The search's events as text/event-stream (its owner only)",
+    media_type="text/event-stream",
+)
 async def search_events(
     search_id: str,
     request: Request[Any, Any, Any],

@@ -199,6 +199,12 @@ async def test_one_script_call_answers_a_batch_and_each_call_keeps_its_error(red
     assert await _command_calls(redis, "evalsha") - before < 40 // 4  # batches, not a call each
 
 
+async def test_the_events_route_is_documented_as_an_event_stream(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    ok = document["paths"]["/api/searches/{search_id}/events"]["get"]["responses"]["200"]
+    assert set(ok["content"]) == {"text/event-stream"}  # before: "application/json"
+
+
 async def test_the_validator_is_in_the_openapi_document(client: httpx.AsyncClient) -> None:
     document = (await client.get("/schema/openapi.json")).json()
     operation = document["paths"]["/api/validate-solution-token"]["post"]
