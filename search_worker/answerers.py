@@ -18,7 +18,6 @@ from core.settings import Settings
 from search_worker.vocabulary import SAME_PRODUCT
 
 CITATION = re.compile(r"\[(\d{1,2})\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[a-z0-9]+")
 
 
