@@ -14,7 +14,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from arq.connections import ArqRedis
@@ -67,21 +67,16 @@ redis.call('LTRIM', KEYS[4], 0, ARGV[6])
 return 1
 """
 
-# KEYS: the search's events, its ended mark (one slot: both carry the search id's hash tag).
-_EMIT_SCRIPT = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return false end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return id
-"""
-
-
-# The terminal event, written once: KEYS the events and the ended mark; ARGV maxlen, event, data, ttl and
-# "mark" (take the ended mark in the same call: `finish`, so no writer can die between the two) or
-# "marked" (the mark is taken already: `end` after its refund, or a reader sealing a stream whose writer
-# died). Refused when the stream's last entry is a terminal event already.
-_TERMINAL_SCRIPT = """
-if ARGV[5] == 'mark' then
+# Every append to a search's events. KEYS: its events and its ended mark (one slot: both carry the search
+# id's hash tag). ARGV: maxlen, event, data, ttl, and the rule the append follows:
+#   "open"   a non-terminal event, refused once the search is marked ended (nothing after its terminal event);
+#   "mark"   `done`: takes the ended mark in the same call, so no writer can die between the two;
+#   "marked" an `error` by whoever holds the mark (`end` after its refund, or a reader sealing a stream whose
+#            writer died), refused when the stream's last entry is a terminal event already.
+_APPEND_SCRIPT = """
+if ARGV[5] == 'open' then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+elseif ARGV[5] == 'mark' then
   if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[4]) then return false end
 else
   local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
@@ -117,8 +112,7 @@ class SearchSessions:
         self.maxlen = maxlen
         self.queue = queue  # arq's client (the queue's node on a cluster); the gateway's only
         self._enqueue = queue.register_script(_ENQUEUE_SCRIPT) if queue is not None else None
-        self._emit = redis.register_script(_EMIT_SCRIPT)
-        self._terminal = redis.register_script(_TERMINAL_SCRIPT)
+        self._append_script = redis.register_script(_APPEND_SCRIPT)
         self.relay = relay
 
     # --- gateway side -------------------------------------------------------------------------------
@@ -274,18 +268,16 @@ class SearchSessions:
         """Append a non-terminal event, unless the search has ended (a cancel or the sweep ended it while
         this worker was still answering): then nothing is written after its terminal event, and "" is
         returned."""
-        stream_id = await self._emit(
-            keys=[events_key(search_id), ended_key(search_id)],
-            args=[self.maxlen, event, _encoder.encode(data), self.ttl_s],
-        )
-        return _text(stream_id) if stream_id else ""
+        return await self._append(search_id, event, data, "open")
 
-    async def _append(self, search_id: str, event: str, data: Any, *, mark: bool = False) -> str:
-        """Write the terminal event unless the stream has one ("" then). `mark=True` takes the ended mark
-        in the same call (refused, "", if someone holds it); otherwise the caller holds the mark."""
-        stream_id = await self._terminal(
+    async def _append(
+        self, search_id: str, event: str, data: Any, rule: Literal["open", "mark", "marked"] = "marked"
+    ) -> str:
+        """Append under one of _APPEND_SCRIPT's rules; "" when the rule refuses it. The default writes the
+        terminal event for a caller that holds the ended mark; "mark" takes the mark in the same call."""
+        stream_id = await self._append_script(
             keys=[events_key(search_id), ended_key(search_id)],
-            args=[self.maxlen, event, _encoder.encode(data), self.ttl_s, "mark" if mark else "marked"],
+            args=[self.maxlen, event, _encoder.encode(data), self.ttl_s, rule],
         )
         return _text(stream_id) if stream_id else ""
 
@@ -303,7 +295,7 @@ class SearchSessions:
 
     async def finish(self, search_id: str, data: Any) -> bool:
         """The `done` event, unless the search was already ended (cancelled or declared lost)."""
-        if not await self._append(search_id, "done", data, mark=True):
+        if not await self._append(search_id, "done", data, "mark"):
             return False
         await self.redis.zrem(RUNNING_KEY, search_id)
         return True
