@@ -193,7 +193,6 @@ async def search_events(
     lease = await services.searches.open_stream(owner)
     return Stream(
         _counted(services, owner, lease, relay_events(services, search_id, resume)),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"},
     )
 
