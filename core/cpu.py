@@ -1,5 +1,10 @@
 """Owns the thread pools for CPU-bound work (argon2, embedding, scoring): sized to the cores, their threads
-at a lower scheduling priority, so the event loop that serves every other request wins the CPU."""
+at a lower scheduling priority, so the event loop that serves every other request wins the CPU.
+
+The pools are the process's parallelism: numpy's BLAS and OpenMP (faiss) keep to one thread each. Left at
+one per core, OpenBLAS's threads spin after a matrix product and took the cores from the two embeddings
+that run at once in the search worker (a retrieval 5.4 ms instead of 4.0 on an idle 2-core machine).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+from threadpoolctl import threadpool_limits
 
 LOWER_PRIORITY = 10  # nice increment: the kernel then gives a runnable event loop thread the core first
 
@@ -16,7 +23,14 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWER_PRIORITY)
 
 
+def one_thread_per_library() -> None:
+    """BLAS and OpenMP run one thread each in this process (their own pools would spin beside ours)."""
+    threadpool_limits(limits=1, user_api="blas")
+    threadpool_limits(limits=1, user_api="openmp")
+
+
 def create_cpu_pool(name: str, *, leave_free: int = 0) -> ThreadPoolExecutor:
     """A pool with one thread per core (less `leave_free`, at least one), each at lower priority."""
+    one_thread_per_library()
     workers = max(1, (os.cpu_count() or 1) - leave_free)
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name, initializer=_lower_priority)
