@@ -50,7 +50,9 @@ STREAM_LEASE_MS = 15 * 60 * 1000  # an open stream is counted at most this long,
 READ_BLOCK_MS = 2000  # how long a stream waits for an event before it checks whether its search ended
 # `end` marks a search ended, queues its refund, then writes its terminal event (the mark decides who
 # writes it), so a stream that sees the mark and no terminal event waits this many idle rounds for the
-# event before it takes the writer for dead and seals the stream with an `error` itself.
+# event before it takes the writer for dead and seals the stream with an `error` itself (the sweep does the
+# same for a search whose worker is gone); the mark says whether the search is refunded, so the seal
+# queues a refund the dead writer may not have.
 ENDED_GRACE_ROUNDS = 3
 PAST_END, ENDING, OPEN = "past_end", "ending", "open"
 JOB_FUNCTION = "run_search"
@@ -87,6 +89,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return id
 """
 SEALED_MESSAGE = "The search stopped before its last event was written; try again."
+_MARK_SEP, _REFUND = "|", "refund"  # an ended mark: its reason, and "|refund" when `end` refunds the search
 
 
 def _text(value: Any) -> str:
@@ -284,10 +287,15 @@ class SearchSessions:
     async def seal(self, search_id: str) -> bool:
         """A stream marked ended whose terminal event never came (its writer died between the two) gets an
         `error` with the mark's reason, so every stream ends with exactly one of `done` or `error`."""
-        reason = await self.redis.get(ended_key(search_id))
-        if reason is None:
+        mark = await self.redis.get(ended_key(search_id))
+        if mark is None:
             return False
-        error = ErrorEvent(reason=_text(reason), error=SEALED_MESSAGE)
+        reason, _, then = _text(mark).partition(_MARK_SEP)
+        if then == _REFUND:
+            # The writer may have died before queuing the refund: queue it (again). The flusher gives a
+            # search's unit back once, however many requests name it.
+            await self.refund(search_id, reason)
+        error = ErrorEvent(reason=reason, error=SEALED_MESSAGE)
         return bool(await self._append(search_id, "error", error))
 
     async def cancelled(self, search_id: str) -> bool:
@@ -302,7 +310,10 @@ class SearchSessions:
 
     async def end(self, search_id: str, reason: str, message: str, *, refund: bool = True) -> bool:
         """End the search with an `error` event and give its unit back: once, whoever calls first."""
-        if not await self.redis.set(ended_key(search_id), reason, nx=True, ex=self.ttl_s):
+        # The mark says whether the search is to be refunded, so a reader that seals the stream of a writer
+        # that died before its refund can still queue it.
+        mark = f"{reason}{_MARK_SEP}{_REFUND}" if refund else reason
+        if not await self.redis.set(ended_key(search_id), mark, nx=True, ex=self.ttl_s):
             return False
         if refund:
             await self.refund(search_id, reason)
@@ -332,7 +343,11 @@ class SearchSessions:
                 continue
             beat = await self.redis.zscore(WORKERS_KEY, worker)
             if beat is None or beat < now_ms - WORKER_DEAD_AFTER_MS:
-                ended += await self.end(search_id, "worker_lost", "The search worker stopped; try again.")
+                if await self.end(search_id, "worker_lost", "The search worker stopped; try again."):
+                    ended += 1
+                else:  # marked already, by an ender that died before its refund or its `error`
+                    ended += await self.seal(search_id)
+                    await self.redis.zrem(RUNNING_KEY, search_id)
         return ended
 
 

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core.messages import Charge
-from core.search_sessions import MAX_STREAMS_PER_CALLER
+from core.search_sessions import MAX_STREAMS_PER_CALLER, SearchSessions
 from core.streams import RUNNING_KEY, events_key, meta_key, streams_open_key
 from quota import keys
 from tests.conftest import Stack, read_events
@@ -150,6 +150,59 @@ async def test_a_dead_workers_search_is_ended_and_refunded_with_nobody_listening
         lambda r: r.json()["quota"]["daily_used"] == 0,
     )
     assert after.json()["quota"]["daily_used"] == 0
+
+
+@pytest.mark.parametrize("found_by", ["reader", "sweep"])
+async def test_a_search_whose_ender_died_before_its_refund_is_refunded_when_its_stream_is_sealed(
+    client: httpx.AsyncClient, redis: Redis, flusher: None, found_by: str
+) -> None:
+    """`end` takes the ended mark, queues the refund, then writes `error`. A process that died between the
+    mark and the refund left a stream that readers seal with an `error`, and the unit was never given back
+    (before: daily_used stayed 1); with nobody reading, the sweep passed it over (its own `end` found the
+    mark taken). The mark now says the search is to be refunded, and the seal, by a reader or by the
+    sweep once the search's worker is gone, queues it."""
+    _, headers = await register(client)
+    token = await token_for(client, headers)
+    body = {"token": token, "solution_id": "aws-solution-finder"}
+    assert (await client.post("/api/validate-solution-token", json=body)).json()["quota"]["daily_used"] == 1
+    user_id = (await client.get("/api/me")).json()["user_id"]
+    period = time.strftime("%Y-%m-%d", time.gmtime())
+    charge = Charge(
+        subject=keys.user_subject(user_id, "aws-solution-finder"), solution_id="aws-solution-finder", period=period
+    )
+    search_id = uuid.uuid4().hex
+    sessions = SearchSessions(redis, ttl_s=120)
+    await sessions.create(search_id, f"user:{user_id}", charge, int(time.time() * 1000))
+    await sessions.emit(search_id, "sources", {"results": []})
+    if found_by == "sweep":  # its worker had claimed it, then died
+        await redis.hset(meta_key(search_id), "worker", "gone-worker")  # type: ignore[misc]
+        await redis.zadd(RUNNING_KEY, {search_id: int(time.time() * 1000)})
+
+    class Died(Exception):
+        pass
+
+    async def dies(search_id: str, reason: str) -> None:
+        raise Died  # the process ending the search stops here: after its mark, before its refund
+
+    sessions.refund = dies  # type: ignore[method-assign]
+    with pytest.raises(Died):
+        await sessions.end(search_id, "answer_failed", "The model stream failed.")
+
+    if found_by == "reader":
+        events = await read_events(client, f"/api/searches/{search_id}/events")
+        assert [e[1] for e in events] == ["sources", "error"] and events[-1][2]["reason"] == "answer_failed"
+    else:
+        entries = await wait_until(lambda: redis.xrange(events_key(search_id)), lambda e: len(e) == 2, timeout_s=15)
+        assert entries[-1][1][b"event"] == b"error" and b"answer_failed" in entries[-1][1][b"data"]
+        assert await wait_until(lambda: redis.zscore(RUNNING_KEY, search_id), lambda v: v is None) is None
+    check = {**body, "check_only": True}
+    after = await wait_until(
+        lambda: client.post("/api/validate-solution-token", json=check),
+        lambda r: r.json()["quota"]["daily_used"] == 0,
+    )
+    assert after.json()["quota"]["daily_used"] == 0
+    # Each reader that seals queues the refund again; the unit still comes back once.
+    assert await redis.hget(keys.counter(charge.subject), "refunded") == b"1"
 
 
 async def test_the_session_cookie_searches_as_the_signed_in_user(client: httpx.AsyncClient) -> None:
