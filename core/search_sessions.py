@@ -54,6 +54,10 @@ READ_BLOCK_MS = 2000  # how long a stream waits for an event before it checks wh
 # same for a search whose worker is gone); the mark says whether the search is refunded, so the seal
 # queues a refund the dead writer may not have.
 ENDED_GRACE_ROUNDS = 3
+# The sweep seals a dead worker's search whose mark someone else holds only once the mark is this old: an
+# ender still between its mark and its `error` (another gateway's sweep, a worker whose beat went stale
+# while it ended) writes its own event with its own message.
+SWEEP_SEAL_AFTER_MS = ENDED_GRACE_ROUNDS * READ_BLOCK_MS
 PAST_END, ENDING, OPEN = "past_end", "ending", "open"
 JOB_FUNCTION = "run_search"
 
@@ -298,6 +302,11 @@ class SearchSessions:
         error = ErrorEvent(reason=reason, error=SEALED_MESSAGE)
         return bool(await self._append(search_id, "error", error))
 
+    async def _mark_age_ms(self, search_id: str) -> int:
+        """How long ago the ended mark was taken (it is set with the stream's TTL); -1 with no mark."""
+        left = await self.redis.pttl(ended_key(search_id))
+        return -1 if left < 0 else self.ttl_s * 1000 - left
+
     async def cancelled(self, search_id: str) -> bool:
         return bool(await self.redis.exists(cancel_key(search_id)))
 
@@ -345,7 +354,8 @@ class SearchSessions:
             if beat is None or beat < now_ms - WORKER_DEAD_AFTER_MS:
                 if await self.end(search_id, "worker_lost", "The search worker stopped; try again."):
                     ended += 1
-                else:  # marked already, by an ender that died before its refund or its `error`
+                elif await self._mark_age_ms(search_id) >= SWEEP_SEAL_AFTER_MS:
+                    # Marked long ago by an ender that died before its refund or its `error`.
                     ended += await self.seal(search_id)
                     await self.redis.zrem(RUNNING_KEY, search_id)
         return ended

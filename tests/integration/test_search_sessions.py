@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from core.messages import Charge
 from core.search_sessions import MAX_STREAMS_PER_CALLER, SearchSessions
-from core.streams import RUNNING_KEY, events_key, meta_key, streams_open_key
+from core.streams import REFUND_STREAM, RUNNING_KEY, events_key, meta_key, streams_open_key
 from quota import keys
 from tests.conftest import Stack, read_events
 from tests.helpers import register, start_gateway, token_for, wait_until
@@ -152,15 +152,17 @@ async def test_a_dead_workers_search_is_ended_and_refunded_with_nobody_listening
     assert after.json()["quota"]["daily_used"] == 0
 
 
-@pytest.mark.parametrize("found_by", ["reader", "sweep"])
+@pytest.mark.parametrize(
+    ("found_by", "refunded"), [("reader", True), ("sweep", True), ("reader", False)], ids=["reader", "sweep", "cancel"]
+)
 async def test_a_search_whose_ender_died_before_its_refund_is_refunded_when_its_stream_is_sealed(
-    client: httpx.AsyncClient, redis: Redis, flusher: None, found_by: str
+    client: httpx.AsyncClient, redis: Redis, flusher: None, found_by: str, refunded: bool
 ) -> None:
     """`end` takes the ended mark, queues the refund, then writes `error`. A process that died between the
     mark and the refund left a stream that readers seal with an `error`, and the unit was never given back
     (before: daily_used stayed 1); with nobody reading, the sweep passed it over (its own `end` found the
     mark taken). The mark now says the search is to be refunded, and the seal, by a reader or by the
-    sweep once the search's worker is gone, queues it."""
+    sweep once the search's worker is gone, queues it. A cancel is not refunded, sealed or not."""
     _, headers = await register(client)
     token = await token_for(client, headers)
     body = {"token": token, "solution_id": "aws-solution-finder"}
@@ -181,20 +183,30 @@ async def test_a_search_whose_ender_died_before_its_refund_is_refunded_when_its_
     class Died(Exception):
         pass
 
-    async def dies(search_id: str, reason: str) -> None:
-        raise Died  # the process ending the search stops here: after its mark, before its refund
+    async def dies(*_: object) -> None:
+        raise Died  # the process ending the search stops here: after its mark, before its refund or event
 
-    sessions.refund = dies  # type: ignore[method-assign]
+    reason = "answer_failed" if refunded else "cancelled"
+    ender = SearchSessions(redis, ttl_s=120)
+    ender.refund = dies  # type: ignore[method-assign]
+    ender._append = dies  # type: ignore[method-assign]
     with pytest.raises(Died):
-        await sessions.end(search_id, "answer_failed", "The model stream failed.")
+        await ender.end(search_id, reason, "The search stopped.", refund=refunded)
+    # A mark just taken is not the sweep's to seal: its ender may still write its own event.
+    assert await sessions.sweep() == 0 and await redis.xlen(events_key(search_id)) == 1
 
     if found_by == "reader":
         events = await read_events(client, f"/api/searches/{search_id}/events")
-        assert [e[1] for e in events] == ["sources", "error"] and events[-1][2]["reason"] == "answer_failed"
+        assert [e[1] for e in events] == ["sources", "error"] and events[-1][2]["reason"] == reason
     else:
-        entries = await wait_until(lambda: redis.xrange(events_key(search_id)), lambda e: len(e) == 2, timeout_s=15)
-        assert entries[-1][1][b"event"] == b"error" and b"answer_failed" in entries[-1][1][b"data"]
+        entries = await wait_until(lambda: redis.xrange(events_key(search_id)), lambda e: len(e) == 2, timeout_s=20)
+        assert entries[-1][1][b"event"] == b"error" and reason.encode() in entries[-1][1][b"data"]
         assert await wait_until(lambda: redis.zscore(RUNNING_KEY, search_id), lambda v: v is None) is None
+    counter = keys.counter(charge.subject)
+    if not refunded:
+        # The seal queues a refund before its `error`: none queued and none applied means none was asked.
+        assert await redis.xlen(REFUND_STREAM) == 0 and await redis.hget(counter, "refunded") in (None, b"0")
+        return
     check = {**body, "check_only": True}
     after = await wait_until(
         lambda: client.post("/api/validate-solution-token", json=check),
@@ -202,7 +214,7 @@ async def test_a_search_whose_ender_died_before_its_refund_is_refunded_when_its_
     )
     assert after.json()["quota"]["daily_used"] == 0
     # Each reader that seals queues the refund again; the unit still comes back once.
-    assert await redis.hget(keys.counter(charge.subject), "refunded") == b"1"
+    assert await redis.hget(counter, "refunded") == b"1"
 
 
 async def test_the_session_cookie_searches_as_the_signed_in_user(client: httpx.AsyncClient) -> None:

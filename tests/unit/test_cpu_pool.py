@@ -10,20 +10,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# In a fresh process, as the worker does: the libraries load, then the pool; each pool thread reports what
+# its BLAS and OpenMP would use (OpenMP's setting is per thread, so the main thread's says nothing).
 _PROBE = """
-import json
-import faiss, numpy  # the libraries the worker loads before its pool
+import json, threading
+import faiss, numpy
 from threadpoolctl import threadpool_info
 from core.cpu import create_cpu_pool
-create_cpu_pool("probe").shutdown()
-print(json.dumps(threadpool_info()))
+pool = create_cpu_pool("probe")
+together = threading.Barrier(pool._max_workers)
+def probe():
+    together.wait(30)  # every pool thread answers, not one thread many times
+    return {"libraries": threadpool_info(), "faiss_omp": faiss.omp_get_max_threads()}
+print(json.dumps([f.result() for f in [pool.submit(probe) for _ in range(pool._max_workers)]]))
+pool.shutdown()
 """
 
 
-def test_a_cpu_pool_leaves_blas_and_openmp_one_thread_each() -> None:
+def test_every_cpu_pool_thread_runs_blas_and_openmp_on_one_thread() -> None:
     out = subprocess.run(
         [sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    pools = json.loads(out)
-    assert {pool["user_api"] for pool in pools} >= {"blas", "openmp"}, pools  # numpy's BLAS and faiss's OpenMP
-    assert all(pool["num_threads"] == 1 for pool in pools), pools
+    for thread in json.loads(out):
+        libraries = thread["libraries"]
+        assert {lib["user_api"] for lib in libraries} >= {"blas", "openmp"}, libraries  # numpy's and faiss's
+        assert all(lib["num_threads"] == 1 for lib in libraries), libraries
+        assert thread["faiss_omp"] == 1
