@@ -3,7 +3,7 @@ at a lower scheduling priority, so the event loop that serves every other reques
 
 The pools are the process's parallelism: numpy's BLAS and OpenMP (faiss) keep to one thread each. Left at
 one per core, OpenBLAS's threads spin after a matrix product and took the cores from the two embeddings
-that run at once in the search worker (a retrieval 5.4 ms instead of 4.0 on an idle 2-core machine).
+that run at once in the search worker (a retrieval 5.4 ms p50 instead of 3.5 on an idle 2-core machine).
 """
 
 from __future__ import annotations
