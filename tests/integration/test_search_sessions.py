@@ -122,20 +122,36 @@ class contextlib_streams:  # noqa: N801  (reads like the context manager it is)
             await s.__aexit__(None, None, None)  # type: ignore[attr-defined]
 
 
-async def test_a_dead_workers_search_is_ended_and_refunded_with_nobody_listening(
-    client: httpx.AsyncClient, redis: Redis, flusher: None
-) -> None:
+async def _charged_user(client: httpx.AsyncClient) -> tuple[dict[str, str], str, Charge]:
+    """A registered user who has used one unit today: the validate body, their id, and the charge a search
+    of theirs would carry."""
     _, headers = await register(client)
     token = await token_for(client, headers)
     body = {"token": token, "solution_id": "aws-solution-finder"}
-    used = (await client.post("/api/validate-solution-token", json=body)).json()["quota"]["daily_used"]
-    assert used == 1
-    # A search that a worker (which then died: it never sends a heartbeat) had started and charged for.
+    assert (await client.post("/api/validate-solution-token", json=body)).json()["quota"]["daily_used"] == 1
     user_id = (await client.get("/api/me")).json()["user_id"]
-    subject = keys.user_subject(user_id, "aws-solution-finder")
     period = time.strftime("%Y-%m-%d", time.gmtime())
+    charge = Charge(
+        subject=keys.user_subject(user_id, "aws-solution-finder"), solution_id="aws-solution-finder", period=period
+    )
+    return body, user_id, charge
+
+
+async def _until_unit_given_back(client: httpx.AsyncClient, body: dict[str, str]) -> None:
+    check = {**body, "check_only": True}
+    after = await wait_until(
+        lambda: client.post("/api/validate-solution-token", json=check),
+        lambda r: r.json()["quota"]["daily_used"] == 0,
+    )
+    assert after.json()["quota"]["daily_used"] == 0
+
+
+async def test_a_dead_workers_search_is_ended_and_refunded_with_nobody_listening(
+    client: httpx.AsyncClient, redis: Redis, flusher: None
+) -> None:
+    body, user_id, charge = await _charged_user(client)
+    # A search that a worker (which then died: it never sends a heartbeat) had started and charged for.
     search_id = "d" * 32
-    charge = Charge(subject=subject, solution_id="aws-solution-finder", period=period)
     await redis.hset(
         meta_key(search_id),
         mapping={"owner": f"user:{user_id}", "charge": msgspec.json.encode(charge), "worker": "gone-worker"},
@@ -144,12 +160,7 @@ async def test_a_dead_workers_search_is_ended_and_refunded_with_nobody_listening
     await redis.zadd(RUNNING_KEY, {search_id: int(time.time() * 1000)})
     entries = await wait_until(lambda: redis.xrange(events_key(search_id)), lambda e: len(e) == 2, timeout_s=15)
     assert entries[-1][1][b"event"] == b"error" and b"worker_lost" in entries[-1][1][b"data"]
-    check = {**body, "check_only": True}
-    after = await wait_until(
-        lambda: client.post("/api/validate-solution-token", json=check),
-        lambda r: r.json()["quota"]["daily_used"] == 0,
-    )
-    assert after.json()["quota"]["daily_used"] == 0
+    await _until_unit_given_back(client, body)
 
 
 @pytest.mark.parametrize(
@@ -163,15 +174,7 @@ async def test_a_search_whose_ender_died_before_its_refund_is_refunded_when_its_
     (before: daily_used stayed 1); with nobody reading, the sweep passed it over (its own `end` found the
     mark taken). The mark now says the search is to be refunded, and the seal, by a reader or by the
     sweep once the search's worker is gone, queues it. A cancel is not refunded, sealed or not."""
-    _, headers = await register(client)
-    token = await token_for(client, headers)
-    body = {"token": token, "solution_id": "aws-solution-finder"}
-    assert (await client.post("/api/validate-solution-token", json=body)).json()["quota"]["daily_used"] == 1
-    user_id = (await client.get("/api/me")).json()["user_id"]
-    period = time.strftime("%Y-%m-%d", time.gmtime())
-    charge = Charge(
-        subject=keys.user_subject(user_id, "aws-solution-finder"), solution_id="aws-solution-finder", period=period
-    )
+    body, user_id, charge = await _charged_user(client)
     search_id = uuid.uuid4().hex
     sessions = SearchSessions(redis, ttl_s=120)
     await sessions.create(search_id, f"user:{user_id}", charge, int(time.time() * 1000))
@@ -207,12 +210,7 @@ async def test_a_search_whose_ender_died_before_its_refund_is_refunded_when_its_
         # The seal queues a refund before its `error`: none queued and none applied means none was asked.
         assert await redis.xlen(REFUND_STREAM) == 0 and await redis.hget(counter, "refunded") in (None, b"0")
         return
-    check = {**body, "check_only": True}
-    after = await wait_until(
-        lambda: client.post("/api/validate-solution-token", json=check),
-        lambda r: r.json()["quota"]["daily_used"] == 0,
-    )
-    assert after.json()["quota"]["daily_used"] == 0
+    await _until_unit_given_back(client, body)
     # Each reader that seals queues the refund again; the unit still comes back once.
     assert await redis.hget(counter, "refunded") == b"1"
 

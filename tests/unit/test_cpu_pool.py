@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT
 
 # In a fresh process, as the worker does: the libraries load, then the pool; each pool thread reports what
 # its BLAS and OpenMP would use (OpenMP's setting is per thread, so the main thread's says nothing).
